@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -112,4 +113,19 @@ func SQLTx(tx *gorm.DB) (*sql.Tx, error) {
 		return nil, errors.New("db: not inside a transaction")
 	}
 	return t, nil
+}
+
+// Contains turns a user's search text into an ILIKE pattern matching it anywhere, with the
+// pattern's own wildcards escaped so they match literally.
+func Contains(s string) string {
+	var b strings.Builder
+	b.WriteByte('%')
+	for _, r := range s {
+		if r == '%' || r == '_' || r == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('%')
+	return b.String()
 }

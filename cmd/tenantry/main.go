@@ -1,0 +1,169 @@
+// Command tenantry is the Tenantry control plane: one binary with subcommands to migrate the
+// database, seed demo data and serve the portal, the API and the background jobs.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/tenantry/tenantry/internal/config"
+	"github.com/tenantry/tenantry/internal/db"
+	"github.com/tenantry/tenantry/internal/demo"
+	"github.com/tenantry/tenantry/internal/identity"
+	"github.com/tenantry/tenantry/internal/jobs"
+	"github.com/tenantry/tenantry/web"
+)
+
+const usage = `Usage: tenantry <command> [flags]
+
+Commands:
+  migrate            create the database if absent and apply every migration (idempotent)
+  seed --demo        add demo tenants and users (idempotent); --if-empty: only into an empty registry
+  serve              serve the portal, the API and the background jobs
+
+Configuration is read from the environment; see README.md.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "tenantry:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return errors.New("no command given")
+	}
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return err
+	}
+	log := cfg.Logger()
+	switch args[0] {
+	case "migrate":
+		return migrate(ctx, cfg, log)
+	case "seed":
+		return seed(ctx, cfg, log, args[1:])
+	case "serve":
+		return serve(ctx, cfg, log)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+func migrate(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	created, err := db.EnsureDatabase(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("created database")
+	}
+	if err := db.Migrate(ctx, cfg.DatabaseURL, log); err != nil {
+		return err
+	}
+	log.Info("database is up to date")
+	return nil
+}
+
+func seed(ctx context.Context, cfg config.Config, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
+	demoData := fs.Bool("demo", false, "add the demo tenants and users")
+	ifEmpty := fs.Bool("if-empty", false, "do nothing when the registry already has tenants")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if !*demoData {
+		return errors.New("seed: say what to seed: --demo")
+	}
+	d, err := db.Open(ctx, cfg.DatabaseURL, cfg.AppDatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := db.CheckMigrated(ctx, d.AppPool); err != nil {
+		return err
+	}
+	res, err := demo.Seed(ctx, d.App, *ifEmpty)
+	if err != nil {
+		return err
+	}
+	if res.Skipped {
+		log.Info("registry already has tenants; demo data not added")
+	} else {
+		log.Info("demo data seeded", "tenants_created", res.TenantsCreated)
+	}
+	return nil
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	d, err := db.Open(ctx, cfg.DatabaseURL, cfg.AppDatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := db.CheckMigrated(ctx, d.AppPool); err != nil {
+		return err
+	}
+	users := identity.NewService(d.App)
+	if cfg.AdminEmail != "" {
+		created, err := users.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword)
+		if err != nil {
+			return fmt.Errorf("create admin from TENANTRY_ADMIN_EMAIL: %w", err)
+		}
+		if created {
+			log.Info("created platform admin from the environment", "email", cfg.AdminEmail)
+		}
+	}
+
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &identity.PruneAttemptsWorker{Service: users})
+	jobClient, err := jobs.New(d.AppPool, workers, []*river.PeriodicJob{identity.PruneAttemptsPeriodic()}, log)
+	if err != nil {
+		return err
+	}
+	if err := jobClient.Start(ctx); err != nil {
+		return fmt.Errorf("start jobs: %w", err)
+	}
+
+	srv, err := web.New(ctx, web.Config{DB: d, Log: log, SessionKey: []byte(cfg.SessionKey)})
+	if err != nil {
+		return err
+	}
+	httpServer := &http.Server{Addr: cfg.Addr, Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- httpServer.ListenAndServe() }()
+	log.Info("Tenantry is serving", "url", "http://"+cfg.Addr)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = httpServer.Shutdown(shutdownCtx)
+	if jerr := jobClient.Stop(shutdownCtx); jerr != nil {
+		err = errors.Join(err, jerr)
+	}
+	return err
+}

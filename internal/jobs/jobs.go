@@ -1,0 +1,31 @@
+// Package jobs wires River, the durable job queue that lives in Tenantry's own PostgreSQL.
+// Capabilities register their workers and periodic jobs; periodic jobs run on exactly one node.
+package jobs
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/tenantry/tenantry/internal/db"
+)
+
+// Client is the River client the server runs.
+type Client = river.Client[pgx.Tx]
+
+// New returns a River client working the default queue on pool, with the given workers and
+// periodic jobs. Start it with Start and stop it with Stop.
+func New(pool *pgxpool.Pool, workers *river.Workers, periodic []*river.PeriodicJob, log *slog.Logger) (*Client, error) {
+	return river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Schema:       db.Schema,
+		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 20}},
+		Workers:      workers,
+		PeriodicJobs: periodic,
+		Logger:       log,
+		JobTimeout:   10 * time.Minute,
+	})
+}

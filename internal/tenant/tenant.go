@@ -1,0 +1,277 @@
+// Package tenant owns the tenant registry in the control plane: each tenant's identity (slug,
+// name), lifecycle state, plan and place in the tenant tree. Other capabilities hang their data
+// off a tenant's id.
+package tenant
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/tenantry/tenantry/internal/audit"
+	"github.com/tenantry/tenantry/internal/db"
+	"github.com/tenantry/tenantry/internal/validation"
+)
+
+// ErrNotFound means no tenant has the requested slug or id.
+var ErrNotFound = errors.New("tenant: not found")
+
+// States of the lifecycle, in order.
+var States = []string{"provisioning", "active", "notice", "degraded", "suspended", "exported", "purged"}
+
+// Tenant is one customer tenant.
+type Tenant struct {
+	ID        int64
+	Slug      string
+	Name      string
+	State     string
+	PlanKey   string
+	ParentID  *int64
+	Path      string `gorm:"->"` // maintained by the database from parent_id
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// TableName places tenants in the control plane.
+func (Tenant) TableName() string { return "tenantry.tenants" }
+
+// Plan is a commercial plan a tenant is on.
+type Plan struct {
+	Key               string `gorm:"primaryKey"`
+	Name              string
+	Position          int
+	MonthlyPriceCents int64
+}
+
+// TableName places plans in the control plane.
+func (Plan) TableName() string { return "tenantry.plans" }
+
+// Service reads and changes the registry.
+type Service struct {
+	db *gorm.DB
+}
+
+// NewService returns a Service on the app pool.
+func NewService(db *gorm.DB) *Service { return &Service{db: db} }
+
+// Plans returns every plan, cheapest first.
+func (s *Service) Plans(ctx context.Context) ([]Plan, error) {
+	var ps []Plan
+	err := s.db.WithContext(ctx).Order("position").Find(&ps).Error
+	return ps, err
+}
+
+// Sort orders of the list.
+var sortColumns = map[string]string{
+	"name":    "lower(t.name)",
+	"slug":    "t.slug",
+	"state":   "t.state",
+	"plan":    "t.plan_key",
+	"created": "t.created_at",
+}
+
+// ListQuery filters, sorts and pages the list. Zero values mean: everything, by name, page 1.
+type ListQuery struct {
+	Search  string
+	State   string
+	Plan    string
+	Sort    string // name, slug, state, plan, created
+	Desc    bool
+	Page    int
+	PerPage int
+}
+
+// Normalize clamps the query to valid values, so any URL gives a sensible page.
+func (q *ListQuery) Normalize() {
+	q.Search = strings.TrimSpace(q.Search)
+	if len(q.Search) > 100 {
+		q.Search = q.Search[:100]
+	}
+	if _, ok := sortColumns[q.Sort]; !ok {
+		q.Sort = "name"
+	}
+	if q.PerPage <= 0 || q.PerPage > 200 {
+		q.PerPage = 50
+	}
+	if q.Page < 1 {
+		q.Page = 1
+	}
+}
+
+// ListItem is a tenant as the list shows it.
+type ListItem struct {
+	Tenant
+	PlanName   string
+	ParentSlug *string
+	Children   int
+}
+
+// ListResult is one page of the list.
+type ListResult struct {
+	Items []ListItem
+	Total int64
+	Query ListQuery
+}
+
+// Pages is the number of pages the result spans.
+func (r ListResult) Pages() int {
+	if r.Total == 0 {
+		return 1
+	}
+	return int((r.Total + int64(r.Query.PerPage) - 1) / int64(r.Query.PerPage))
+}
+
+// List returns one page of tenants matching q.
+func (s *Service) List(ctx context.Context, q ListQuery) (ListResult, error) {
+	q.Normalize()
+	base := s.db.WithContext(ctx).Table("tenantry.tenants AS t")
+	if q.Search != "" {
+		base = base.Where("(lower(t.name) || ' ' || t.slug) LIKE ?", strings.ToLower(db.Contains(q.Search)))
+	}
+	if q.State != "" {
+		base = base.Where("t.state = ?", q.State)
+	}
+	if q.Plan != "" {
+		base = base.Where("t.plan_key = ?", q.Plan)
+	}
+	res := ListResult{Query: q}
+	if err := base.Session(&gorm.Session{}).Count(&res.Total).Error; err != nil {
+		return res, err
+	}
+	dir := " ASC"
+	if q.Desc {
+		dir = " DESC"
+	}
+	err := base.Select(`t.*, p.name AS plan_name, parent.slug AS parent_slug,
+		(SELECT count(*) FROM tenantry.tenants c WHERE c.parent_id = t.id) AS children`).
+		Joins("JOIN tenantry.plans p ON p.key = t.plan_key").
+		Joins("LEFT JOIN tenantry.tenants parent ON parent.id = t.parent_id").
+		Order(sortColumns[q.Sort] + dir).Order("t.id").
+		Limit(q.PerPage).Offset((q.Page - 1) * q.PerPage).
+		Scan(&res.Items).Error
+	return res, err
+}
+
+// Get returns the tenant with slug.
+func (s *Service) Get(ctx context.Context, slug string) (Tenant, error) {
+	var t Tenant
+	err := s.db.WithContext(ctx).Where("slug = ?", slug).First(&t).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return t, ErrNotFound
+	}
+	return t, err
+}
+
+// Ancestors returns the tenant's ancestors from the root down (not the tenant itself).
+func (s *Service) Ancestors(ctx context.Context, t Tenant) ([]Tenant, error) {
+	var as []Tenant
+	err := s.db.WithContext(ctx).Where("path @> ? AND id <> ?", t.Path, t.ID).Order("nlevel(path)").Find(&as).Error
+	return as, err
+}
+
+// Children returns the tenant's direct children by name.
+func (s *Service) Children(ctx context.Context, t Tenant) ([]Tenant, error) {
+	var cs []Tenant
+	err := s.db.WithContext(ctx).Where("parent_id = ?", t.ID).Order("lower(name)").Find(&cs).Error
+	return cs, err
+}
+
+// CountByState returns how many tenants are in each state.
+func (s *Service) CountByState(ctx context.Context) (map[string]int64, error) {
+	var rows []struct {
+		State string
+		N     int64
+	}
+	err := s.db.WithContext(ctx).Model(&Tenant{}).Select("state, count(*) AS n").Group("state").Scan(&rows).Error
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.State] = r.N
+	}
+	return out, err
+}
+
+// NewTenant is the input for registering a tenant.
+type NewTenant struct {
+	Slug       string
+	Name       string
+	PlanKey    string
+	ParentSlug string
+}
+
+var slugRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// Create registers a tenant after validating every field; on any error nothing is stored.
+func (s *Service) Create(ctx context.Context, actor string, n NewTenant) (Tenant, error) {
+	n.Slug = strings.ToLower(strings.TrimSpace(n.Slug))
+	n.Name = strings.TrimSpace(n.Name)
+	n.ParentSlug = strings.ToLower(strings.TrimSpace(n.ParentSlug))
+	errs := validation.Errors{}
+	switch {
+	case n.Slug == "":
+		errs.Add("slug", "Enter a slug.")
+	case len(n.Slug) > 63:
+		errs.Add("slug", "Use at most 63 characters.")
+	case !slugRE.MatchString(n.Slug):
+		errs.Add("slug", "Use lowercase letters, digits and hyphens, starting and ending with a letter or digit.")
+	}
+	switch {
+	case n.Name == "":
+		errs.Add("name", "Enter the tenant's name.")
+	case len([]rune(n.Name)) > 200:
+		errs.Add("name", "Use at most 200 characters.")
+	}
+	var t Tenant
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var plan Plan
+		if n.PlanKey == "" {
+			errs.Add("plan", "Choose a plan.")
+		} else if err := tx.Where("key = ?", n.PlanKey).First(&plan).Error; errors.Is(err, gorm.ErrRecordNotFound) {
+			errs.Add("plan", "Choose one of the listed plans.")
+		} else if err != nil {
+			return err
+		}
+		var parent Tenant
+		if n.ParentSlug != "" {
+			if err := tx.Where("slug = ?", n.ParentSlug).First(&parent).Error; errors.Is(err, gorm.ErrRecordNotFound) {
+				errs.Add("parent", "No tenant has this slug.")
+			} else if err != nil {
+				return err
+			}
+		}
+		if errs["slug"] == "" {
+			var taken int64
+			if err := tx.Model(&Tenant{}).Where("slug = ?", n.Slug).Count(&taken).Error; err != nil {
+				return err
+			}
+			if taken > 0 {
+				errs.Add("slug", "This slug is already taken.")
+			}
+		}
+		if err := errs.Err(); err != nil {
+			return err
+		}
+		t = Tenant{Slug: n.Slug, Name: n.Name, State: "active", PlanKey: n.PlanKey}
+		if parent.ID != 0 {
+			t.ParentID = &parent.ID
+		}
+		if err := tx.Create(&t).Error; err != nil {
+			if errors.Is(err, gorm.ErrDuplicatedKey) { // lost a race for the slug
+				return validation.Errors{"slug": "This slug is already taken."}
+			}
+			return err
+		}
+		detail := map[string]any{"name": t.Name, "plan": t.PlanKey}
+		if n.ParentSlug != "" {
+			detail["parent"] = n.ParentSlug
+		}
+		return audit.Record(tx, audit.Event{TenantID: &t.ID, Actor: actor, Action: "tenant.created", Target: t.Slug, Detail: audit.Detail(detail)})
+	})
+	if err != nil {
+		return Tenant{}, err
+	}
+	return s.Get(ctx, t.Slug)
+}

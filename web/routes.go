@@ -1,0 +1,64 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/tenantry/tenantry/static"
+)
+
+// routes is the route table, one block per area.
+func (s *Server) routes() {
+	e := s.echo
+	e.Use(
+		middleware.RequestID(),
+		s.metrics.middleware(),
+		s.logRequests(),
+		s.recoverPanics(),
+		middleware.SecureWithConfig(middleware.SecureConfig{
+			XSSProtection: "0", ContentTypeNosniff: "nosniff", XFrameOptions: "DENY",
+			ReferrerPolicy:        "same-origin",
+			ContentSecurityPolicy: "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'",
+		}),
+	)
+
+	// Operations: no session, no CSRF.
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.metrics.handler())
+	assets := e.Group("/static", cacheStatic)
+	assets.StaticFS("/", static.FS)
+
+	// Browser pages: session, CSRF on every state-changing request.
+	web := e.Group("", s.csrf(), s.loadUser)
+	web.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/admin") })
+	web.GET("/login", s.signInForm)
+	web.POST("/login", s.signIn)
+	web.POST("/logout", s.signOut)
+	web.POST("/logout-all", s.signOutEverywhere, s.requireUser)
+	web.GET("/setup", s.setupForm)
+	web.POST("/setup", s.setup)
+
+	// Platform admin portal: signed in; executives may only read.
+	admin := web.Group("/admin", s.requireUser, s.readOnlyForExecutives)
+	admin.GET("", s.dashboard)
+	admin.GET("/tenants", s.tenantList)
+	admin.GET("/tenants/new", s.tenantNew)
+	admin.POST("/tenants", s.tenantCreate)
+	admin.GET("/tenants/:slug", s.tenantShow)
+	admin.GET("/tenants/:slug/:tab", s.tenantShow)
+	admin.GET("/audit", s.auditList)
+	admin.GET("/users", s.userList)
+	admin.POST("/users", s.userCreate)
+
+	web.RouteNotFound("/*", func(c echo.Context) error { return echo.ErrNotFound })
+}
+
+func cacheStatic(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "public, max-age=86400")
+		return next(c)
+	}
+}

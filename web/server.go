@@ -1,0 +1,79 @@
+// Package web is Tenantry's HTTP server: the route table, middleware, the render helper, the
+// central error handler and the handlers of the admin portal.
+package web
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
+	"log/slog"
+	"net/http"
+
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tenantry/tenantry/internal/db"
+	"github.com/tenantry/tenantry/internal/identity"
+	"github.com/tenantry/tenantry/internal/tenant"
+	"github.com/tenantry/tenantry/static"
+)
+
+// Server holds the handlers' dependencies.
+type Server struct {
+	echo     *echo.Echo
+	log      *slog.Logger
+	db       *db.DB
+	users    *identity.Service
+	tenants  *tenant.Service
+	sessions *sessions.CookieStore
+	metrics  *metrics
+	cssHref  string
+}
+
+// Config is what the server needs from the process.
+type Config struct {
+	DB  *db.DB
+	Log *slog.Logger
+	// SessionKey signs and encrypts cookies; empty means the key kept in the database.
+	SessionKey []byte
+}
+
+// New builds the server and its routes.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	s := &Server{
+		echo:    echo.New(),
+		log:     cfg.Log,
+		db:      cfg.DB,
+		users:   identity.NewService(cfg.DB.App),
+		tenants: tenant.NewService(cfg.DB.App),
+	}
+	key := cfg.SessionKey
+	if len(key) == 0 {
+		var err error
+		if key, err = s.users.SessionKey(ctx); err != nil {
+			return nil, err
+		}
+	}
+	s.sessions = newSessionStore(key)
+	s.metrics = newMetrics(cfg.DB)
+	css, err := fs.ReadFile(static.FS, "css/app.css")
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(css)
+	s.cssHref = "/static/css/app.css?v=" + hex.EncodeToString(sum[:6])
+
+	s.echo.HideBanner = true
+	s.echo.HidePort = true
+	s.echo.HTTPErrorHandler = s.handleError
+	s.routes()
+	return s, nil
+}
+
+// ServeHTTP makes the server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// Registry exposes the server's Prometheus registry (for tests).
+func (s *Server) Registry() *prometheus.Registry { return s.metrics.registry }
