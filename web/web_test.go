@@ -97,7 +97,9 @@ func (c *client) do(method, path string, form url.Values, header http.Header) (*
 	return res, string(b)
 }
 
-func (c *client) get(path string) (*http.Response, string) { return c.do(http.MethodGet, path, nil, nil) }
+func (c *client) get(path string) (*http.Response, string) {
+	return c.do(http.MethodGet, path, nil, nil)
+}
 
 // post submits form to path; with the CSRF token of page, when page is not empty.
 func (c *client) post(path string, form url.Values) (*http.Response, string) {

@@ -135,3 +135,25 @@ func sanitize(s string) string {
 	}
 	return b.String()
 }
+
+// NewDatabase creates another fresh, migrated database for one test, apart from the package's
+// (for journeys that need an empty installation, such as first-run setup), connects both pools
+// to it, and closes them and drops the database when the test ends.
+func NewDatabase(t testing.TB) *db.DB {
+	t.Helper()
+	ctx := context.Background()
+	dbURL, drop, err := create(ctx)
+	if err != nil {
+		t.Fatal("dbtest:", err)
+	}
+	t.Cleanup(drop)
+	if err := db.Migrate(ctx, dbURL, Logger(t)); err != nil {
+		t.Fatal("dbtest: migrate:", err)
+	}
+	d, err := db.Open(ctx, dbURL, "", Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close) // cleanups run last-in first-out: the pools close before the drop
+	return d
+}

@@ -54,9 +54,9 @@ type Plugin struct {
 	// use Register afterwards.
 	Tables map[string]Mode
 
-	mu      sync.Mutex                       // serialises Register
+	mu      sync.Mutex                      // serialises Register
 	tables  atomic.Pointer[map[string]Mode] // copy-on-write, read by every statement
-	markers sync.Map                         // reflect.Type -> marker
+	markers sync.Map                        // reflect.Type -> marker
 }
 
 type marker struct {
@@ -268,7 +268,7 @@ func (p *Plugin) mentions(sql string) (string, Mode) {
 	return "", None
 }
 
-// skipQuoted returns the index just past the quoted token starting at i ('' or "" escape a quote).
+// skipQuoted returns the index just past the quoted token starting at i (” or "" escape a quote).
 func skipQuoted(s string, i int, q byte) int {
 	for j := i + 1; j < len(s); j++ {
 		if s[j] == q {
