@@ -30,7 +30,7 @@ type testBundle struct {
 	users *identity.Service
 }
 
-func setup(t *testing.T) *testBundle {
+func setup(t testing.TB) *testBundle {
 	t.Helper()
 	d := dbtest.Open(t)
 	srv, err := web.New(context.Background(), web.Config{DB: d, Log: dbtest.Logger(t)})
@@ -55,14 +55,14 @@ func (b *testBundle) user(t *testing.T, role identity.Role) identity.User {
 
 // client is a browser-like HTTP client: a cookie jar and no automatic redirects.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	http *http.Client
 	// secFetchSite, when set, is sent like a modern browser does.
 	secFetchSite string
 }
 
-func (b *testBundle) client(t *testing.T) *client {
+func (b *testBundle) client(t testing.TB) *client {
 	jar, _ := cookiejar.New(nil)
 	return &client{t: t, base: b.ts.URL, http: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
@@ -127,7 +127,7 @@ func (c *client) signIn(email string) {
 	}
 }
 
-func parse(t *testing.T, body string) *goquery.Document {
+func parse(t testing.TB, body string) *goquery.Document {
 	t.Helper()
 	doc, err := goquery.NewDocumentFromReader(strings.NewReader(body))
 	if err != nil {

@@ -90,3 +90,21 @@ func TestTreePathFollowsParent(t *testing.T) {
 		t.Fatal("moving a tenant under its own descendant succeeded")
 	}
 }
+
+// Triggers must work whatever the caller's search_path (psql, pg_dump restores, other tools).
+func TestTreeTriggerIgnoresSearchPath(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.Open(t)
+	conn, err := d.OwnerPool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SET search_path = public"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, "SET search_path = tenantry, public")
+	if _, err := conn.Exec(ctx, "INSERT INTO tenantry.tenants (slug, name, plan_key) VALUES ('sp-test', 'Search path', 'free')"); err != nil {
+		t.Fatalf("insert with another search_path: %v", err)
+	}
+}

@@ -130,7 +130,7 @@ func (s *Service) List(ctx context.Context, q ListQuery) (ListResult, error) {
 	q.Normalize()
 	base := s.db.WithContext(ctx).Table("tenantry.tenants AS t")
 	if q.Search != "" {
-		base = base.Where("(lower(t.name) || ' ' || t.slug) LIKE ?", strings.ToLower(db.Contains(q.Search)))
+		base = base.Where("t.search LIKE ?", strings.ToLower(db.Contains(q.Search)))
 	}
 	if q.State != "" {
 		base = base.Where("t.state = ?", q.State)

@@ -32,6 +32,8 @@ CREATE TABLE tenants (
     plan_key   text NOT NULL REFERENCES plans (key),
     parent_id  bigint REFERENCES tenants (id) ON DELETE RESTRICT,
     path       ltree NOT NULL,
+    -- What the list's search box matches: stored, so a search does not recompute lower() per row.
+    search     text GENERATED ALWAYS AS (lower(name) || ' ' || slug) STORED,
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     CHECK (parent_id IS NULL OR parent_id <> id)
@@ -42,12 +44,12 @@ CREATE INDEX tenants_state ON tenants (state);
 CREATE INDEX tenants_plan_key ON tenants (plan_key);
 CREATE INDEX tenants_created_at ON tenants (created_at);
 CREATE INDEX tenants_lower_name ON tenants (lower(name), id);
-CREATE INDEX tenants_search_trgm ON tenants USING gin ((lower(name) || ' ' || slug) gin_trgm_ops);
+CREATE INDEX tenants_search_trgm ON tenants USING gin (search gin_trgm_ops);
 
 -- parent_id is the truth; path (ids from the root) is kept consistent with it in the same
 -- statement, including the whole subtree when a tenant moves. Cycles are refused.
 -- +goose StatementBegin
-CREATE FUNCTION tenants_maintain_path() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION tenants_maintain_path() RETURNS trigger LANGUAGE plpgsql SET search_path = tenantry, public AS $$
 DECLARE
     parent_path ltree;
 BEGIN
