@@ -96,12 +96,8 @@ func Migrate(ctx context.Context, dbURL string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	res, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
-	if err != nil {
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil { // it logs each version
 		return fmt.Errorf("river migrations: %w", err)
-	}
-	for _, v := range res.Versions {
-		log.Info("applied migration", "plane", "river", "version", v.Version, "took", v.Duration)
 	}
 	return nil
 }

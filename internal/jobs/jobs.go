@@ -3,6 +3,7 @@
 package jobs
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -25,7 +26,15 @@ func New(pool *pgxpool.Pool, workers *river.Workers, periodic []*river.PeriodicJ
 		Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 20}},
 		Workers:      workers,
 		PeriodicJobs: periodic,
-		Logger:       log,
-		JobTimeout:   10 * time.Minute,
+		// River reports routine queue statistics at info level every few seconds.
+		Logger:     slog.New(warnOnly{log.Handler()}),
+		JobTimeout: 10 * time.Minute,
 	})
+}
+
+// warnOnly passes on warnings and errors only.
+type warnOnly struct{ slog.Handler }
+
+func (h warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
 }

@@ -5,7 +5,7 @@ import (
 )
 
 // BenchmarkFirstShared measures the plugin's cost on a primary-key read of a shared row. The
-// plugin-free variant filters on tenant_id by hand, so both send the same query.
+// plugin-free variants filter on tenant_id by hand, so both send the same query.
 func BenchmarkFirstShared(b *testing.B) {
 	tb := setup(b)
 	for _, bc := range []struct {
@@ -23,6 +23,19 @@ func BenchmarkFirstShared(b *testing.B) {
 		{"per_schema_with_plugin", func() error {
 			var p project
 			return tb.scoped.WithContext(tb.ctxA).First(&p, tb.paOne.ID).Error
+		}},
+		// DryRun builds the statement without the round trip, isolating the plugin's CPU cost.
+		{"dry_run_without_plugin", func() error {
+			var it item
+			return dry(tb.plain, tb.ctxA).Where("tenant_id = ?", tb.a).First(&it, tb.aOne.ID).Error
+		}},
+		{"dry_run_with_plugin", func() error {
+			var it item
+			return dry(tb.scoped, tb.ctxA).First(&it, tb.aOne.ID).Error
+		}},
+		{"dry_run_per_schema_with_plugin", func() error {
+			var p project
+			return dry(tb.scoped, tb.ctxA).First(&p, tb.paOne.ID).Error
 		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

@@ -83,7 +83,7 @@ func (p *Plugin) update(db *gorm.DB) {
 	if !ok {
 		return
 	}
-	if false {
+	if !hasConditions(db, false) {
 		db.AddError(fmt.Errorf("update %s with neither WHERE nor primary key: %w", t, gorm.ErrMissingWhereClause))
 		return
 	}
