@@ -45,11 +45,12 @@ deps: $(NPM_STAMP)
 	go mod download
 
 $(NPM_STAMP): package.json package-lock.json
-	if ! command -v npm >/dev/null; then
+	@if ! command -v npm >/dev/null; then
 		echo "node/npm missing: installing Debian's nodejs and npm"
 		apt-get update
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm
 	fi
+	echo "npm ci --no-audit --no-fund"
 	npm ci --no-audit --no-fund
 	touch $@
 
