@@ -386,8 +386,11 @@ func stampValue(st *gorm.Statement, field *schema.Field, rv reflect.Value, id in
 		}
 		return nil
 	case reflect.Struct:
-		if field == nil || rv.Type() != st.Schema.ModelType {
+		if field == nil {
 			return fmt.Errorf("%s has no %s field to stamp", rv.Type(), TenantColumn)
+		}
+		if rv.Type() != st.Schema.ModelType {
+			return fmt.Errorf("cannot stamp %s on a %s created as a %s", TenantColumn, rv.Type(), st.Schema.ModelType)
 		}
 		v, zero := field.ValueOf(st.Context, rv)
 		if !zero {

@@ -41,8 +41,9 @@ func (m Mode) String() string {
 }
 
 // Plugin is the GORM plugin; register it once per *gorm.DB with db.Use(&tenantscope.Plugin{}).
-// Register it on a *gorm.DB of its own (gorm.Open), not on a Session of a shared one: GORM's
-// callbacks are shared by every session of a DB. A Plugin must not be copied after use.
+// GORM's callbacks belong to the *gorm.DB and all its sessions, so Use on a Session scopes its
+// parent too: a handle that must stay unscoped (migrations, tests' ground truth) needs its own
+// gorm.Open. A Plugin must not be copied after use.
 type Plugin struct {
 	// SchemaName names the schema that holds tenant id's tables. Nil means DefaultSchemaName. It
 	// is a field because the schema naming may change (cells, renames) and must then change in

@@ -23,11 +23,21 @@
 //     other schema (ErrCrossTenant);
 //   - keeps GORM's refusal of an UPDATE or DELETE with neither WHERE nor primary key, which the
 //     added tenant condition would otherwise defeat (gorm.ErrMissingWhereClause);
-//   - refuses raw SQL (Raw, Exec) it cannot rewrite unless the context says AllowRaw
-//     (ErrRawRefused); the SAVEPOINT statements of nested transactions pass.
+//   - refuses raw SQL (Raw, Exec), which it cannot rewrite, unless the context says AllowRaw
+//     (ErrRawRefused): any raw SQL in a tenant's context, and elsewhere raw SQL scanned into a
+//     tenant model or naming a registered tenant table. The SAVEPOINT statements of nested
+//     transactions pass.
 //
-// Statements on other tables pass untouched. JOINed tables and raw subqueries are not scoped:
-// row-level security on shared tables and the tenant role on tenant schemas cover them.
+// Statements on other tables pass untouched.
+//
+// What the plugin does not see, so row-level security on shared tables and the tenant role on
+// tenant schemas must cover it:
+//   - tables brought in by Joins (raw or association joins) are not filtered or qualified;
+//   - a db.Raw(...) passed as a subquery argument is inlined by GORM without callbacks;
+//   - many-to-many join tables are scoped only when registered in Tables;
+//   - SQL run with AllowRaw is not scoped at all;
+//   - an upsert of a slice that meets another tenant's row fails with ErrCrossTenant after the
+//     other rows were written: wrap it in a transaction to make it all or nothing.
 package tenantscope
 
 import (
