@@ -8,3 +8,8 @@ import "embed"
 //
 //go:embed platform/*.sql
 var Platform embed.FS
+
+// Tenant holds the migrations applied to every tenant schema, each with its own version table.
+//
+//go:embed tenant/*.sql
+var Tenant embed.FS

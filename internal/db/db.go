@@ -17,6 +17,8 @@ import (
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+
+	"github.com/tenantry/tenantry/internal/db/tenantscope"
 )
 
 // Database roles, see DESIGN.md "Two planes".
@@ -58,6 +60,10 @@ func Open(ctx context.Context, ownerURL, appURL string, log *slog.Logger) (*DB, 
 	d := &DB{OwnerPool: ownerPool, AppPool: appPool}
 	if d.Owner, err = gormOn(ownerPool, log); err == nil {
 		d.App, err = gormOn(appPool, log)
+	}
+	if err == nil {
+		// Requests and jobs reach tenant data only through the app pool, always scoped.
+		err = d.App.Use(&tenantscope.Plugin{SchemaName: TenantSchema})
 	}
 	if err != nil {
 		d.Close()

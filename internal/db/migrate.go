@@ -113,7 +113,9 @@ func bootstrap(ctx context.Context, dbURL string) error {
 	defer conn.Close(ctx)
 	for _, stmt := range []string{
 		createRole(OwnerRole, "NOLOGIN CREATEROLE"),
-		createRole(AppRole, "NOLOGIN NOBYPASSRLS"),
+		createRole(AppRole, "NOLOGIN NOBYPASSRLS NOINHERIT"),
+		// Membership in tenant roles must not confer their privileges: only SET ROLE does.
+		"ALTER ROLE " + AppRole + " NOINHERIT NOBYPASSRLS",
 		// Whoever connects must be able to act as either role (a superuser can already).
 		`DO $$ BEGIN
 		   IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN

@@ -1,0 +1,177 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+
+	"github.com/tenantry/tenantry/migrations"
+)
+
+// TenantSchema is the name of a tenant's own schema, and of the database role that alone may use
+// it. Roles are cluster-wide, so two Tenantry databases on one server share the role t_<id>; that
+// is safe because privileges are granted per database object and a session cannot cross databases.
+func TenantSchema(tenantID int64) string { return fmt.Sprintf("t_%d", tenantID) }
+
+// EnsureTenantPlane creates (or completes) a tenant's schema and role and brings the schema to the
+// latest tenant migration. Every step is idempotent, so a provisioning run that crashed half-way
+// is finished by running it again.
+func (d *DB) EnsureTenantPlane(ctx context.Context, tenantID int64, log *slog.Logger) error {
+	m, err := d.newTenantMigrator(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return m.migrate(ctx, tenantID)
+}
+
+// MigrateTenants brings every existing tenant schema to the latest tenant migration, reporting
+// progress. Each schema keeps its own version table, so an interrupted run resumes where it
+// stopped.
+func (d *DB) MigrateTenants(ctx context.Context, log *slog.Logger) (int, error) {
+	rows, err := d.OwnerPool.Query(ctx, `SELECT t.id FROM tenantry.tenants t
+		WHERE EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = 't_' || t.id) ORDER BY t.id`)
+	if err != nil {
+		return 0, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return 0, err
+	}
+	m, err := d.newTenantMigrator(ctx, log)
+	if err != nil {
+		return 0, err
+	}
+	defer m.Close()
+	for i, id := range ids {
+		if err := m.migrate(ctx, id); err != nil {
+			return i, fmt.Errorf("tenant %d: %w", id, err)
+		}
+		if (i+1)%100 == 0 || i+1 == len(ids) {
+			log.Info("tenant schemas migrated", "done", i+1, "total", len(ids))
+		}
+	}
+	return len(ids), nil
+}
+
+// DropTenantPlane removes a tenant's schema with everything in it, and its role when no other
+// database still uses it. Used to undo provisioning and to purge.
+func (d *DB) DropTenantPlane(ctx context.Context, tenantID int64) error {
+	name := pgx.Identifier{TenantSchema(tenantID)}.Sanitize()
+	tx, err := d.OwnerPool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", tenantLockKey(tenantID)); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "DROP SCHEMA IF EXISTS "+name+" CASCADE"); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, fmt.Sprintf(`DO $$ BEGIN
+		IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %[1]s) THEN
+			EXECUTE 'REVOKE USAGE ON SCHEMA tenantry FROM ' || quote_ident(%[1]s);
+			BEGIN
+				EXECUTE 'DROP ROLE ' || quote_ident(%[1]s);
+			EXCEPTION WHEN dependent_objects_still_exist THEN NULL; -- still used by another database
+			END;
+		END IF;
+	END $$`, quoteLiteral(TenantSchema(tenantID)))); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// tenantMigrator applies tenant migrations over one dedicated owner connection, switching its
+// search_path from schema to schema (never done on pooled request connections).
+type tenantMigrator struct {
+	db  *sql.DB
+	fs  fs.FS
+	log *slog.Logger
+}
+
+func (d *DB) newTenantMigrator(ctx context.Context, log *slog.Logger) (*tenantMigrator, error) {
+	cfg := d.OwnerPool.Config().ConnConfig.Copy()
+	sqlDB := stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, "SET ROLE "+OwnerRole)
+		return err
+	}))
+	sqlDB.SetMaxOpenConns(1)
+	if err := sqlDB.PingContext(ctx); err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
+	sub, err := fs.Sub(migrations.Tenant, "tenant")
+	if err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
+	return &tenantMigrator{db: sqlDB, fs: sub, log: log}, nil
+}
+
+func (m *tenantMigrator) Close() error { return m.db.Close() }
+
+func (m *tenantMigrator) migrate(ctx context.Context, tenantID int64) (err error) {
+	schema := TenantSchema(tenantID)
+	ident := pgx.Identifier{schema}.Sanitize()
+	// One connection (MaxOpenConns 1): the session lock and search_path apply to every statement
+	// goose runs below.
+	if _, err := m.db.ExecContext(ctx, "SELECT pg_advisory_lock($1)", tenantLockKey(tenantID)); err != nil {
+		return err
+	}
+	defer func() {
+		_, uerr := m.db.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", tenantLockKey(tenantID))
+		if err == nil {
+			err = uerr
+		}
+	}()
+	for _, stmt := range []string{
+		createRole(schema, "NOLOGIN NOINHERIT"),
+		"GRANT " + ident + " TO " + AppRole,
+		"CREATE SCHEMA IF NOT EXISTS " + ident + " AUTHORIZATION " + OwnerRole,
+		"REVOKE ALL ON SCHEMA " + ident + " FROM PUBLIC",
+		"GRANT USAGE ON SCHEMA " + ident + " TO " + ident,
+		// Types and operators of the extensions (citext, ltree) live in the tenantry schema.
+		"GRANT USAGE ON SCHEMA tenantry TO " + ident,
+		"ALTER DEFAULT PRIVILEGES IN SCHEMA " + ident + " GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO " + ident,
+		"ALTER DEFAULT PRIVILEGES IN SCHEMA " + ident + " GRANT USAGE, SELECT ON SEQUENCES TO " + ident,
+		"SET search_path TO " + ident + ", tenantry, public",
+	} {
+		if _, err := m.db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("%s: %s: %w", schema, firstLine(stmt), err)
+		}
+	}
+	defer m.db.ExecContext(context.WithoutCancel(ctx), "SET search_path TO tenantry, public")
+	p, err := goose.NewProvider(goose.DialectPostgres, m.db, m.fs,
+		goose.WithTableName(schema+".goose_db_version"), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return err
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", schema, err)
+	}
+	for _, r := range results {
+		m.log.Debug("applied migration", "plane", "tenant", "schema", schema, "version", r.Source.Version, "took", r.Duration)
+	}
+	// The tenant's audit trail is append-only for the tenant role too.
+	_, err = m.db.ExecContext(ctx, "REVOKE UPDATE, DELETE, TRUNCATE ON "+ident+".audit_events FROM "+ident)
+	return err
+}
+
+// tenantLockKey is the advisory lock serialising DDL on one tenant's plane.
+func tenantLockKey(tenantID int64) int64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "tenantry.tenant_plane.%d", tenantID)
+	return int64(h.Sum64())
+}
+
+func quoteLiteral(s string) string { return "'" + s + "'" }
