@@ -1,0 +1,83 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+
+	"github.com/playwright-community/playwright-go"
+
+	"github.com/tenantry/tenantry/internal/demo"
+	"github.com/tenantry/tenantry/internal/identity"
+	"github.com/tenantry/tenantry/internal/tenant"
+)
+
+// TestExecutiveReadOnly: an executive reads the registry but is offered no way to change it,
+// and the server refuses the changes anyway (a submitted form, a hand-made request) with a 403
+// page, storing nothing.
+func TestExecutiveReadOnly(t *testing.T) {
+	b := setup(t, config{})
+	b.allowConsoleError(http.StatusForbidden)
+	b.signIn(demo.ExecutiveEmail, demo.Password, "/admin")
+	b.ok(b.expect.Locator(b.testID("current-user")).ToContainText(execName), "signed in as the executive")
+	b.ok(b.expect.Locator(b.testID("current-user")).ToContainText("executive"), "with the executive role")
+	_, before := b.listSlugs(tenant.ListQuery{})
+
+	b.goTo("/admin/tenants")
+	b.ok(b.expect.Locator(b.testID("tenant-row").First()).ToBeVisible(), "the registry is readable")
+	b.ok(b.expect.Locator(b.page.GetByRole("link", role("New tenant"))).ToHaveCount(0), "no New tenant button")
+
+	// The create form is still reachable by address; submitting it is refused.
+	b.goTo("/admin/tenants/new")
+	b.ok(b.page.Locator("#f-name").Fill("Sneaky Co"), "fill name")
+	b.ok(b.page.Locator("#f-slug").Fill("sneaky-co"), "fill slug")
+	_, err := b.page.Locator("#f-plan").SelectOption(selectValue("starter"))
+	b.ok(err, "choose plan")
+	status := b.statusOf("/admin/tenants", func() error {
+		return b.page.GetByRole("button", role("Create tenant")).Click()
+	})
+	if status != http.StatusForbidden {
+		t.Errorf("executive creating a tenant: status %d, want 403", status)
+	}
+	b.ok(b.expect.Locator(b.testID("error-page")).ToHaveAttribute("data-status", "403"), "403 page")
+	b.ok(b.expect.Locator(b.testID("error-page")).ToContainText("read-only"), "403 page says why")
+	b.ok(b.expect.Locator(b.testID("current-user")).ToContainText(execName), "still signed in, inside the layout")
+	if _, err := tenant.NewService(b.db.App).Get(context.Background(), "sneaky-co"); !errors.Is(err, tenant.ErrNotFound) {
+		t.Errorf("executive's tenant was stored (Get: %v)", err)
+	}
+	if _, total := b.listSlugs(tenant.ListQuery{}); total != before {
+		t.Errorf("%d tenants after the refused create, want %d", total, before)
+	}
+
+	// Platform users: listed, but no add-user form.
+	b.goTo("/admin/users")
+	b.ok(b.expect.Locator(b.testID("user-row").First()).ToBeVisible(), "users listed")
+	b.ok(b.expect.Locator(b.testID("user-form")).ToHaveCount(0), "no add-user form")
+
+	// Requests made by hand, with a valid CSRF token from the page, are refused too.
+	token, err := b.page.Locator("input[name=_csrf]").First().InputValue()
+	b.ok(err, "read the CSRF token")
+	for path, form := range map[string]map[string]interface{}{
+		"/admin/users":   {"_csrf": token, "name": "Mallory", "email": "mallory@e2e.test", "role": "admin", "password": "a-long-enough-password"},
+		"/admin/tenants": {"_csrf": token, "name": "Sneaky Co", "slug": "sneaky-co", "plan": "starter"},
+	} {
+		resp, err := b.page.Request().Post(b.url+path, playwright.APIRequestContextPostOptions{Form: form, MaxRedirects: playwright.Int(0)})
+		b.ok(err, "POST "+path)
+		if resp.Status() != http.StatusForbidden {
+			t.Errorf("executive POST %s by hand: status %d, want 403", path, resp.Status())
+		}
+	}
+	users, err := identity.NewService(b.db.App).List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		if u.Email == "mallory@e2e.test" {
+			t.Error("executive's hand-made request added a platform user")
+		}
+	}
+	if _, err := tenant.NewService(b.db.App).Get(context.Background(), "sneaky-co"); !errors.Is(err, tenant.ErrNotFound) {
+		t.Errorf("executive's hand-made request stored a tenant (Get: %v)", err)
+	}
+}
