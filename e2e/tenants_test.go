@@ -198,6 +198,14 @@ func TestTenantListHTMX(t *testing.T) {
 
 	goTo(t, b.page, b.page.URL())
 	b.wantRows(byCreatedDesc, "sorted address loaded directly")
+
+	// A search after sorting keeps the sort, and the pushed address carries no empty parameters.
+	b.setMarker()
+	b.ok(b.page.Locator("#f-q").PressSequentially("acme", playwright.LocatorPressSequentiallyOptions{Delay: playwright.Float(40)}), "search while sorted")
+	acmeByCreatedDesc, _ := b.listSlugs(tenant.ListQuery{Search: "acme", Sort: "created", Desc: true})
+	b.wantRows(acmeByCreatedDesc, "search keeps the sort")
+	b.ok(b.expect.Page(b.page).ToHaveURL(regexp.MustCompile(`/admin/tenants\?dir=desc&q=acme&sort=created$`)), "canonical address with search and sort")
+	b.wantNoReload("search while sorted")
 }
 
 func goBack(p playwright.Page) error {

@@ -48,6 +48,9 @@ func (s *Server) tenantList(c echo.Context) error {
 		}
 		m.Rows = append(m.Rows, row)
 	}
+	if isFragmentRequest(c) { // push the canonical address, without empty parameters
+		c.Response().Header().Set("HX-Push-Url", m.Query.URL())
+	}
 	return s.render(c, http.StatusOK, page{Title: "Tenants", Nav: "tenants", Crumbs: []layouts.Crumb{tenantsCrumb},
 		Content: admin.TenantListPage(m), Fragment: admin.TenantResults(m)})
 }
@@ -63,6 +66,9 @@ func (s *Server) planOptions(c echo.Context) ([]components.Option, error) {
 
 // tenantNew shows the create form.
 func (s *Server) tenantNew(c echo.Context) error {
+	if u, _ := currentUser(c); !u.CanWrite() {
+		return errReadOnly
+	}
 	return s.renderTenantForm(c, http.StatusOK, admin.TenantForm{Parent: c.QueryParam("parent")})
 }
 

@@ -139,6 +139,8 @@ func (s *Server) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+var errReadOnly = echo.NewHTTPError(http.StatusForbidden, "Your role is read-only: you can view everything but change nothing.")
+
 // readOnlyForExecutives refuses every state-changing request of a user who may not write.
 func (s *Server) readOnlyForExecutives(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -147,7 +149,7 @@ func (s *Server) readOnlyForExecutives(next echo.HandlerFunc) echo.HandlerFunc {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
 		default:
 			if !u.CanWrite() {
-				return echo.NewHTTPError(http.StatusForbidden, "Your role is read-only: you can view everything but change nothing.")
+				return errReadOnly
 			}
 		}
 		return next(c)

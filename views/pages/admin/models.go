@@ -114,6 +114,11 @@ type TenantForm struct {
 	Plans  []components.Option
 }
 
+// Focus names the field that should have focus: the first one in error, else the first one.
+func (m TenantForm) Focus() string {
+	return components.FocusField(m.Errors, "name", "slug", "plan", "parent")
+}
+
 // Link is a named address.
 type Link struct {
 	Label string

@@ -105,7 +105,7 @@ func TenantTabsPanel(m TenantDetail) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, "<nav class=\"-mb-px flex gap-1 overflow-x-auto border-b border-slate-200\" aria-label=\"Tenant sections\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, "<nav class=\"-mb-px flex flex-wrap gap-1 border-b border-slate-200\" aria-label=\"Tenant sections\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

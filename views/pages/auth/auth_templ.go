@@ -115,6 +115,8 @@ type Setup struct {
 	Errors map[string]string
 }
 
+func (m Setup) focus() string { return components.FocusField(m.Errors, "name", "email", "password") }
+
 // SetupPage creates the first platform admin on a fresh installation.
 func SetupPage(m Setup) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
@@ -141,15 +143,15 @@ func SetupPage(m Setup) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = components.Field(components.FieldProps{Name: "name", Label: "Your name", Value: m.Name, Error: m.Errors["name"], Required: true, Autocomplete: "name", Autofocus: true}).Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = components.Field(components.FieldProps{Name: "name", Label: "Your name", Value: m.Name, Error: m.Errors["name"], Required: true, Autocomplete: "name", Autofocus: m.focus() == "name"}).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = components.Field(components.FieldProps{Name: "email", Label: "E-mail", Type: "email", Value: m.Email, Error: m.Errors["email"], Required: true, Autocomplete: "username"}).Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = components.Field(components.FieldProps{Name: "email", Label: "E-mail", Type: "email", Value: m.Email, Error: m.Errors["email"], Required: true, Autocomplete: "username", Autofocus: m.focus() == "email"}).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = components.Field(components.FieldProps{Name: "password", Label: "Password", Type: "password", Error: m.Errors["password"], Required: true, Autocomplete: "new-password", Hint: "At least 10 characters."}).Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = components.Field(components.FieldProps{Name: "password", Label: "Password", Type: "password", Error: m.Errors["password"], Required: true, Autocomplete: "new-password", Hint: "At least 10 characters.", Autofocus: m.focus() == "password"}).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
