@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"testing"
 
@@ -40,7 +41,7 @@ func TestExecutiveReadOnly(t *testing.T) {
 	b.ok(b.expect.Locator(b.testID("error-page")).ToContainText("read-only"), "403 page says why")
 	b.ok(b.expect.Locator(b.testID("current-user")).ToContainText(execName), "still signed in, inside the layout")
 	b.ok(b.expect.Locator(b.page.Locator("#f-name")).ToHaveCount(0), "no form to fill")
-	if _, err := tenant.NewService(b.db.App).Get(context.Background(), "sneaky-co"); !errors.Is(err, tenant.ErrNotFound) {
+	if _, err := tenant.NewService(b.db, slog.New(slog.DiscardHandler)).Get(context.Background(), "sneaky-co"); !errors.Is(err, tenant.ErrNotFound) {
 		t.Errorf("executive's tenant was stored (Get: %v)", err)
 	}
 	if _, total := b.listSlugs(tenant.ListQuery{}); total != before {
@@ -74,7 +75,7 @@ func TestExecutiveReadOnly(t *testing.T) {
 			t.Error("executive's hand-made request added a platform user")
 		}
 	}
-	if _, err := tenant.NewService(b.db.App).Get(context.Background(), "sneaky-co"); !errors.Is(err, tenant.ErrNotFound) {
+	if _, err := tenant.NewService(b.db, slog.New(slog.DiscardHandler)).Get(context.Background(), "sneaky-co"); !errors.Is(err, tenant.ErrNotFound) {
 		t.Errorf("executive's hand-made request stored a tenant (Get: %v)", err)
 	}
 }

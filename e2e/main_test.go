@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -252,10 +253,10 @@ func seedPackageDatabase(t *testing.T, d *db.DB) {
 		identity.NewUser{Email: adminEmail, Name: adminName, Password: adminPassword}, "e2e:seed"); err != nil {
 		t.Fatal("seed admin:", err)
 	}
-	if _, err := demo.Seed(ctx, d.App, false); err != nil {
+	if _, err := demo.Seed(ctx, d, false, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal("seed demo:", err)
 	}
-	tenants := tenant.NewService(d.App)
+	tenants := tenant.NewService(d, slog.New(slog.DiscardHandler))
 	for i := 1; i <= extraTenants; i++ {
 		_, err := tenants.Create(ctx, adminEmail, tenant.NewTenant{
 			Slug: fmt.Sprintf("extra-%02d", i), Name: fmt.Sprintf("Extra Tenant %02d", i), PlanKey: "starter"})
@@ -364,7 +365,7 @@ func (b *bundle) rowSlugs() []string {
 // listSlugs asks the registry itself which slugs a query returns, for comparison with the page.
 func (b *bundle) listSlugs(q tenant.ListQuery) ([]string, int64) {
 	b.t.Helper()
-	res, err := tenant.NewService(b.db.App).List(context.Background(), q)
+	res, err := tenant.NewService(b.db, slog.New(slog.DiscardHandler)).List(context.Background(), q)
 	if err != nil {
 		b.t.Fatal(err)
 	}

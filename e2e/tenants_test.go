@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -221,7 +222,7 @@ func TestTenantTabs(t *testing.T) {
 	b.allowConsoleError(http.StatusNotFound)
 	n := runs.Add(1)
 	slug := fmt.Sprintf("tabs-co-%d", n)
-	if _, err := tenant.NewService(b.db.App).Create(context.Background(), adminEmail,
+	if _, err := tenant.NewService(b.db, slog.New(slog.DiscardHandler)).Create(context.Background(), adminEmail,
 		tenant.NewTenant{Slug: slug, Name: fmt.Sprintf("Tabs Co %d", n), PlanKey: "enterprise"}); err != nil {
 		t.Fatal(err)
 	}
@@ -238,10 +239,12 @@ func TestTenantTabs(t *testing.T) {
 	b.ok(b.expect.Locator(b.testID("tab-audit")).ToHaveAttribute("aria-current", "page"), "audit tab current")
 	b.ok(b.expect.Locator(b.testID("tab-overview")).Not().ToHaveAttribute("aria-current", "page"), "overview tab no longer current")
 	rows := b.testID("audit-row")
-	b.ok(b.expect.Locator(rows).ToHaveCount(1), "one event for the tenant")
-	b.ok(b.expect.Locator(rows.Locator("td").Nth(2)).ToHaveText("tenant.created"), "tenant.created event")
-	b.ok(b.expect.Locator(rows.Locator("td").Nth(1)).ToHaveText(adminEmail), "actor")
-	b.ok(b.expect.Locator(rows.Locator("td").Nth(3)).ToHaveText(slug), "target")
+	b.ok(b.expect.Locator(rows).ToHaveCount(2), "two events for the tenant: created, then activated")
+	b.ok(b.expect.Locator(rows.Nth(0).Locator("td").Nth(2)).ToHaveText("tenant.activated"), "tenant.activated event, newest first")
+	created := rows.Nth(1)
+	b.ok(b.expect.Locator(created.Locator("td").Nth(2)).ToHaveText("tenant.created"), "tenant.created event")
+	b.ok(b.expect.Locator(created.Locator("td").Nth(1)).ToHaveText(adminEmail), "actor")
+	b.ok(b.expect.Locator(created.Locator("td").Nth(3)).ToHaveText(slug), "target")
 	b.wantNoReload("audit tab")
 	b.screenshot("tenant-audit-tab")
 
@@ -251,7 +254,7 @@ func TestTenantTabs(t *testing.T) {
 	b.ok(b.expect.Locator(b.testID("empty-state")).ToContainText("No events match"), "nothing matches")
 	b.ok(b.expect.Locator(b.page.GetByRole("navigation", playwright.PageGetByRoleOptions{Name: "Tenant sections"})).ToHaveCount(1), "one tab bar")
 	b.ok(b.expect.Locator(b.page.Locator("#f-audit-q")).ToHaveValue("no-such-event"), "search box kept")
-	b.ok(b.page.Locator("#f-audit-q").Fill("created"), "search again")
+	b.ok(b.page.Locator("#f-audit-q").Fill("tenant.created"), "search again")
 	b.ok(b.expect.Locator(rows).ToHaveCount(1), "the creation matches")
 	b.wantNoReload("tenant audit search")
 

@@ -87,6 +87,10 @@ func (s *Server) tenantCreate(c echo.Context) error {
 	u, _ := currentUser(c)
 	in := tenant.NewTenant{Slug: c.FormValue("slug"), Name: c.FormValue("name"), PlanKey: c.FormValue("plan"), ParentSlug: c.FormValue("parent")}
 	t, err := s.tenants.Create(c.Request().Context(), u.Email, in)
+	if errors.Is(err, tenant.ErrPlanePending) {
+		s.flash(c, "error", "Tenant "+t.Name+" is registered, but its database schema could not be prepared yet. Tenantry retries every minute; the state changes to active when it is done.")
+		return redirect(c, "/admin/tenants/"+t.Slug)
+	}
 	if errors.Is(err, validation.ErrInvalid) {
 		return s.renderTenantForm(c, http.StatusUnprocessableEntity, admin.TenantForm{Slug: in.Slug, Name: in.Name,
 			Plan: in.PlanKey, Parent: in.ParentSlug, Errors: validation.Fields(err)})

@@ -47,7 +47,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		log:     cfg.Log,
 		db:      cfg.DB,
 		users:   identity.NewService(cfg.DB.App),
-		tenants: tenant.NewService(cfg.DB.App),
+		tenants: tenant.NewService(cfg.DB, cfg.Log),
 	}
 	key := cfg.SessionKey
 	if len(key) == 0 {

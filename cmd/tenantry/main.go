@@ -21,6 +21,7 @@ import (
 	"github.com/tenantry/tenantry/internal/demo"
 	"github.com/tenantry/tenantry/internal/identity"
 	"github.com/tenantry/tenantry/internal/jobs"
+	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/web"
 )
 
@@ -80,7 +81,16 @@ func migrate(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := db.Migrate(ctx, cfg.DatabaseURL, log); err != nil {
 		return err
 	}
-	log.Info("database is up to date")
+	d, err := db.Open(ctx, cfg.DatabaseURL, cfg.AppDatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	n, err := d.MigrateTenants(ctx, log)
+	if err != nil {
+		return fmt.Errorf("tenant schemas (%d migrated before the failure; run migrate again to resume): %w", n, err)
+	}
+	log.Info("database is up to date", "tenant_schemas", n)
 	return nil
 }
 
@@ -102,7 +112,7 @@ func seed(ctx context.Context, cfg config.Config, log *slog.Logger, args []strin
 	if err := db.CheckMigrated(ctx, d.AppPool); err != nil {
 		return err
 	}
-	res, err := demo.Seed(ctx, d.App, *ifEmpty)
+	res, err := demo.Seed(ctx, d, *ifEmpty, log)
 	if err != nil {
 		return err
 	}
@@ -136,7 +146,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &identity.PruneAttemptsWorker{Service: users})
-	jobClient, err := jobs.New(d.AppPool, workers, []*river.PeriodicJob{identity.PruneAttemptsPeriodic()}, log)
+	river.AddWorker(workers, &tenant.FinishProvisioningWorker{Service: tenant.NewService(d, log)})
+	jobClient, err := jobs.New(d.AppPool, workers, []*river.PeriodicJob{
+		identity.PruneAttemptsPeriodic(), tenant.FinishProvisioningPeriodic()}, log)
 	if err != nil {
 		return err
 	}

@@ -5,12 +5,14 @@ package demo
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
 	"github.com/tenantry/tenantry/internal/audit"
+	"github.com/tenantry/tenantry/internal/db"
 	"github.com/tenantry/tenantry/internal/identity"
 	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/internal/validation"
@@ -94,9 +96,10 @@ type Result struct {
 
 // Seed inserts the demo tenants and the demo executive that are missing. With ifEmpty, it does
 // nothing when any tenant exists.
-func Seed(ctx context.Context, db *gorm.DB, ifEmpty bool) (Result, error) {
+func Seed(ctx context.Context, d *db.DB, ifEmpty bool, log *slog.Logger) (Result, error) {
 	var res Result
-	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	ids := map[string]int64{}
+	err := d.App.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if ifEmpty {
 			var n int64
 			if err := tx.Model(&tenant.Tenant{}).Count(&n).Error; err != nil {
@@ -107,7 +110,6 @@ func Seed(ctx context.Context, db *gorm.DB, ifEmpty bool) (Result, error) {
 				return nil
 			}
 		}
-		ids := map[string]int64{}
 		start := time.Now().UTC().AddDate(0, -18, 0)
 		for i, s := range tenants {
 			t := tenant.Tenant{Slug: s.slug, Name: s.name, PlanKey: s.plan, State: s.state,
@@ -140,7 +142,16 @@ func Seed(ctx context.Context, db *gorm.DB, ifEmpty bool) (Result, error) {
 	if err != nil || res.Skipped {
 		return res, err
 	}
-	_, err = identity.NewService(db).Create(ctx, "system:seed", identity.NewUser{
+	// Every tenant that still has data gets its own schema and role.
+	for _, s := range tenants {
+		if s.state == "purged" {
+			continue
+		}
+		if err := d.EnsureTenantPlane(ctx, ids[s.slug], log); err != nil {
+			return res, err
+		}
+	}
+	_, err = identity.NewService(d.App).Create(ctx, "system:seed", identity.NewUser{
 		Email: ExecutiveEmail, Name: "Erin Executive", Role: identity.RoleExecutive, Password: Password})
 	if err != nil && validation.Fields(err)["email"] == "" { // an existing executive is fine
 		return res, err

@@ -6,6 +6,8 @@ package tenant
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 	"time"
@@ -19,6 +21,10 @@ import (
 
 // ErrNotFound means no tenant has the requested slug or id.
 var ErrNotFound = errors.New("tenant: not found")
+
+// ErrPlanePending means the tenant was registered but its schema and role could not be prepared
+// yet; it stays in state provisioning and FinishProvisioning completes it.
+var ErrPlanePending = errors.New("tenant: registered, its database schema is not ready yet")
 
 // States of the lifecycle, in order.
 var States = []string{"provisioning", "active", "notice", "degraded", "suspended", "exported", "purged"}
@@ -50,13 +56,15 @@ type Plan struct {
 // TableName places plans in the control plane.
 func (Plan) TableName() string { return "tenantry.plans" }
 
-// Service reads and changes the registry.
+// Service reads and changes the registry, and prepares each tenant's own database plane.
 type Service struct {
-	db *gorm.DB
+	db    *gorm.DB // the app pool
+	plane *db.DB   // owner pool, for the tenant's schema and role
+	log   *slog.Logger
 }
 
-// NewService returns a Service on the app pool.
-func NewService(db *gorm.DB) *Service { return &Service{db: db} }
+// NewService returns a Service on d.
+func NewService(d *db.DB, log *slog.Logger) *Service { return &Service{db: d.App, plane: d, log: log} }
 
 // Plans returns every plan, cheapest first.
 func (s *Service) Plans(ctx context.Context) ([]Plan, error) {
@@ -254,7 +262,7 @@ func (s *Service) Create(ctx context.Context, actor string, n NewTenant) (Tenant
 		if err := errs.Err(); err != nil {
 			return err
 		}
-		t = Tenant{Slug: n.Slug, Name: n.Name, State: "active", PlanKey: n.PlanKey}
+		t = Tenant{Slug: n.Slug, Name: n.Name, State: "provisioning", PlanKey: n.PlanKey}
 		if parent.ID != 0 {
 			t.ParentID = &parent.ID
 		}
@@ -273,5 +281,50 @@ func (s *Service) Create(ctx context.Context, actor string, n NewTenant) (Tenant
 	if err != nil {
 		return Tenant{}, err
 	}
+	if err := s.activate(ctx, t.ID); err != nil {
+		s.log.Error("prepare tenant plane", "tenant", t.ID, "err", err)
+		t, _ = s.Get(ctx, t.Slug)
+		return t, fmt.Errorf("%w: %v", ErrPlanePending, err)
+	}
 	return s.Get(ctx, t.Slug)
+}
+
+// activate prepares the tenant's schema and role, then moves it from provisioning to active.
+// Both steps are idempotent, so calling it again after a crash finishes the job.
+func (s *Service) activate(ctx context.Context, id int64) error {
+	if err := s.plane.EnsureTenantPlane(ctx, id, s.log); err != nil {
+		return err
+	}
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&Tenant{}).Where("id = ? AND state = 'provisioning'", id).
+			Updates(map[string]any{"state": "active", "updated_at": time.Now().UTC()})
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		var t Tenant
+		if err := tx.First(&t, id).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, audit.Event{TenantID: &id, Actor: "system:provisioning", Action: "tenant.activated",
+			Target: t.Slug, Detail: audit.Detail(map[string]any{"schema": db.TenantSchema(id)})})
+	})
+}
+
+// FinishProvisioning activates tenants left in provisioning for longer than grace (a crash or a
+// database error interrupted them). It returns how many it completed.
+func (s *Service) FinishProvisioning(ctx context.Context, grace time.Duration) (int, error) {
+	var ids []int64
+	err := s.db.WithContext(ctx).Model(&Tenant{}).Where("state = 'provisioning' AND updated_at < ?", time.Now().UTC().Add(-grace)).
+		Order("id").Limit(500).Pluck("id", &ids).Error
+	if err != nil {
+		return 0, err
+	}
+	done := 0
+	for _, id := range ids {
+		if err := s.activate(ctx, id); err != nil {
+			return done, fmt.Errorf("tenant %d: %w", id, err)
+		}
+		done++
+	}
+	return done, nil
 }

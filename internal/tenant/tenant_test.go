@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/tenantry/tenantry/internal/audit"
+	"github.com/tenantry/tenantry/internal/db"
 	"github.com/tenantry/tenantry/internal/db/dbtest"
 	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/internal/validation"
@@ -17,7 +19,7 @@ func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
 
 func setup(t *testing.T) *tenant.Service {
 	t.Helper()
-	return tenant.NewService(dbtest.Open(t).App)
+	return tenant.NewService(dbtest.Open(t), dbtest.Logger(t))
 }
 
 func TestCreateValidates(t *testing.T) {
@@ -64,7 +66,7 @@ func TestCreateValidates(t *testing.T) {
 
 func TestCreateRecordsTreeAndAudit(t *testing.T) {
 	d := dbtest.Open(t)
-	svc := tenant.NewService(d.App)
+	svc := tenant.NewService(d, dbtest.Logger(t))
 	ctx := context.Background()
 	parent, err := svc.Create(ctx, "alice@example.com", tenant.NewTenant{Slug: "tree-parent", Name: "Parent Co", PlanKey: "enterprise"})
 	if err != nil {
@@ -92,8 +94,13 @@ func TestCreateRecordsTreeAndAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(events) != 1 || events[0].Action != "tenant.created" || events[0].Actor != "alice@example.com" || events[0].Target != "tree-child" {
+	if len(events) != 2 || events[1].Action != "tenant.created" || events[1].Actor != "alice@example.com" || events[1].Target != "tree-child" ||
+		events[0].Action != "tenant.activated" || events[0].Target != "tree-child" {
 		t.Fatalf("audit events = %+v", events)
+	}
+	var schemaExists bool
+	if err := d.OwnerPool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", db.TenantSchema(child.ID)).Scan(&schemaExists); err != nil || !schemaExists {
+		t.Fatalf("tenant schema %s missing after Create (%v)", db.TenantSchema(child.ID), err)
 	}
 	if n, err := audit.Verify(ctx, d.App); err != nil || n < 2 {
 		t.Fatalf("audit chain: %d events, %v", n, err)
@@ -102,7 +109,7 @@ func TestCreateRecordsTreeAndAudit(t *testing.T) {
 
 func TestListSearchFilterSortPaginate(t *testing.T) {
 	d := dbtest.Open(t)
-	svc := tenant.NewService(d.App)
+	svc := tenant.NewService(d, dbtest.Logger(t))
 	ctx := context.Background()
 	// A namespace of its own, so other tests' tenants do not disturb the counts.
 	for i := 1; i <= 7; i++ {
@@ -152,5 +159,37 @@ func TestListSearchFilterSortPaginate(t *testing.T) {
 				t.Fatalf("slugs = %v, want %v", got, tc.first)
 			}
 		})
+	}
+}
+
+// A tenant whose schema preparation was interrupted stays in provisioning and is completed by
+// FinishProvisioning, without duplicating anything.
+func TestFinishProvisioningCompletesInterruptedTenants(t *testing.T) {
+	d := dbtest.Open(t)
+	svc := tenant.NewService(d, dbtest.Logger(t))
+	ctx := context.Background()
+	var id int64
+	// A registry row as a crash right after registration leaves it: no schema, an old timestamp.
+	err := d.OwnerPool.QueryRow(ctx, `INSERT INTO tenantry.tenants (slug, name, plan_key, state, updated_at)
+		VALUES ('crashed-co', 'Crashed Co', 'free', 'provisioning', now() - interval '5 minutes') RETURNING id`).Scan(&id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for run := 1; run <= 2; run++ {
+		n, err := svc.FinishProvisioning(ctx, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[int]int{1: 1, 2: 0}[run]; n != want {
+			t.Fatalf("run %d completed %d tenants, want %d", run, n, want)
+		}
+	}
+	got, err := svc.Get(ctx, "crashed-co")
+	if err != nil || got.State != "active" {
+		t.Fatalf("after the sweep: %+v, %v", got, err)
+	}
+	events, _, _ := audit.List(ctx, d.App, audit.Query{TenantID: &id, Page: 1, PerPage: 10})
+	if len(events) != 1 || events[0].Action != "tenant.activated" {
+		t.Fatalf("audit = %+v, want exactly one tenant.activated", events)
 	}
 }
