@@ -36,10 +36,18 @@ func (s *Server) render(c echo.Context, status int, p page) error {
 	return write(c, status, layouts.Page(shell, p.Content))
 }
 
+// write renders t into a buffer first: templ emits many small writes, and a failed render must
+// not leave a half-written page behind a 200 status.
 func write(c echo.Context, status int, t templ.Component) error {
+	buf := templ.GetBuffer()
+	defer templ.ReleaseBuffer(buf)
+	if err := t.Render(c.Request().Context(), buf); err != nil {
+		return err
+	}
 	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 	c.Response().WriteHeader(status)
-	return t.Render(c.Request().Context(), c.Response())
+	_, err := c.Response().Write(buf.Bytes())
+	return err
 }
 
 // isFragmentRequest is true for htmx requests that swap part of a page: not boosted navigation

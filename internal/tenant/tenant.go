@@ -147,20 +147,26 @@ func (s *Service) List(ctx context.Context, q ListQuery) (ListResult, error) {
 		base = base.Where("t.plan_key = ?", q.Plan)
 	}
 	res := ListResult{Query: q}
-	if err := base.Session(&gorm.Session{}).Count(&res.Total).Error; err != nil {
-		return res, err
-	}
 	dir := " ASC"
 	if q.Desc {
 		dir = " DESC"
 	}
-	err := base.Select(`t.*, p.name AS plan_name, parent.slug AS parent_slug,
+	err := base.Session(&gorm.Session{}).Select(`t.*, p.name AS plan_name, parent.slug AS parent_slug,
 		(SELECT count(*) FROM tenantry.tenants c WHERE c.parent_id = t.id) AS children`).
 		Joins("JOIN tenantry.plans p ON p.key = t.plan_key").
 		Joins("LEFT JOIN tenantry.tenants parent ON parent.id = t.parent_id").
 		Order(sortColumns[q.Sort] + dir).Order("t.id").
 		Limit(q.PerPage).Offset((q.Page - 1) * q.PerPage).
 		Scan(&res.Items).Error
+	if err != nil {
+		return res, err
+	}
+	// A page that is not full tells the total by itself; count only when there may be more.
+	if n := len(res.Items); n > 0 && n < q.PerPage {
+		res.Total = int64((q.Page-1)*q.PerPage + n)
+		return res, nil
+	}
+	err = base.Count(&res.Total).Error
 	return res, err
 }
 
