@@ -31,13 +31,17 @@ var States = []string{"provisioning", "active", "notice", "degraded", "suspended
 
 // Tenant is one customer tenant.
 type Tenant struct {
-	ID        int64
-	Slug      string
-	Name      string
-	State     string
-	PlanKey   string
-	ParentID  *int64
-	Path      string `gorm:"->"` // maintained by the database from parent_id
+	ID       int64
+	Slug     string
+	Name     string
+	State    string
+	PlanKey  string
+	ParentID *int64
+	Path     string `gorm:"->"` // maintained by the database from parent_id
+	// IPAllowlist limits tenant sign-ins and API keys to these networks; empty allows all.
+	IPAllowlist CIDRList `gorm:"type:cidr[]"`
+	// Hostname, when set, serves the tenant's portal on its own host name.
+	Hostname  *string
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }

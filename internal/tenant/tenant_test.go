@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -191,5 +192,49 @@ func TestFinishProvisioningCompletesInterruptedTenants(t *testing.T) {
 	events, _, _ := audit.List(ctx, d.App, audit.Query{TenantID: &id, Page: 1, PerPage: 10})
 	if len(events) != 1 || events[0].Action != "tenant.activated" {
 		t.Fatalf("audit = %+v, want exactly one tenant.activated", events)
+	}
+}
+
+func TestNetworkSettings(t *testing.T) {
+	d := dbtest.Open(t)
+	svc := tenant.NewService(d, dbtest.Logger(t))
+	ctx := context.Background()
+	for _, slug := range []string{"net-a", "net-b"} {
+		if _, err := svc.Create(ctx, "test", tenant.NewTenant{Slug: slug, Name: slug, PlanKey: "free"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := svc.SetNetwork(ctx, "ops@example.com", "net-a", tenant.Network{Allowlist: "203.0.113.0/24, 198.51.100.7\n2001:db8::/32", Hostname: "Portal.Example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reread, _ := svc.Get(ctx, "net-a")
+	if reread.IPAllowlist.String() != "203.0.113.0/24\n198.51.100.7/32\n2001:db8::/32" || *reread.Hostname != "portal.example.com" {
+		t.Fatalf("stored %q %v (returned %v)", reread.IPAllowlist, reread.Hostname, got.IPAllowlist)
+	}
+	for addr, want := range map[string]bool{"203.0.113.9": true, "198.51.100.7": true, "198.51.100.8": false, "::ffff:203.0.113.1": true, "2001:db8::1": true, "10.0.0.1": false} {
+		if reread.IPAllowlist.Allows(netip.MustParseAddr(addr)) != want {
+			t.Errorf("Allows(%s) = %v, want %v", addr, !want, want)
+		}
+	}
+	if byHost, err := svc.ByHostname(ctx, "PORTAL.example.com"); err != nil || byHost.Slug != "net-a" {
+		t.Fatalf("ByHostname: %v %v", byHost.Slug, err)
+	}
+	for field, n := range map[string]tenant.Network{
+		"ip_allowlist": {Allowlist: "10.0.0.1/8"},
+		"hostname":     {Hostname: "https://x.example.com/path"},
+	} {
+		if _, err := svc.SetNetwork(ctx, "ops", "net-b", n); validation.Fields(err)[field] == "" {
+			t.Errorf("%s: %v, want a field error", field, err)
+		}
+	}
+	if _, err := svc.SetNetwork(ctx, "ops", "net-b", tenant.Network{Hostname: "portal.example.com"}); validation.Fields(err)["hostname"] == "" {
+		t.Errorf("taken host name accepted: %v", err)
+	}
+	if b, _ := svc.Get(ctx, "net-b"); len(b.IPAllowlist) != 0 || b.Hostname != nil {
+		t.Fatalf("refused changes were stored: %+v", b)
+	}
+	if (tenant.CIDRList{}).Allows(netip.MustParseAddr("10.1.2.3")) != true {
+		t.Fatal("an empty allowlist must allow every address")
 	}
 }
