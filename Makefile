@@ -134,6 +134,14 @@ run: build
 		export TENANTRY_ADMIN_EMAIL="$(DEMO_EMAIL)" TENANTRY_ADMIN_PASSWORD="$(DEMO_PASSWORD)"
 		admin="$(DEMO_EMAIL) / $(DEMO_PASSWORD)"
 	fi
+	# Local development keeps the master key (which wraps every tenant's keyset) in .data/.
+	if [ -z "$${TENANTRY_MASTER_KEY:-}$${TENANTRY_MASTER_KEY_FILE:-}" ]; then
+		export TENANTRY_MASTER_KEY_FILE="$(CURDIR)/.data/master.key"
+		if [ ! -f "$$TENANTRY_MASTER_KEY_FILE" ]; then
+			mkdir -p .data
+			bin/tenantry gen-master-key "$$TENANTRY_MASTER_KEY_FILE"
+		fi
+	fi
 	bin/tenantry migrate
 	bin/tenantry seed --demo --if-empty
 	echo

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tenantry/tenantry/internal/db"
 	"github.com/tenantry/tenantry/internal/identity"
+	"github.com/tenantry/tenantry/internal/keys"
 	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/static"
 )
@@ -38,6 +39,8 @@ type Config struct {
 	Log *slog.Logger
 	// SessionKey signs and encrypts cookies; empty means the key kept in the database.
 	SessionKey []byte
+	// Keys encrypts tenant secrets and gives new tenants their keysets.
+	Keys *keys.Service
 }
 
 // New builds the server and its routes.
@@ -47,7 +50,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		log:     cfg.Log,
 		db:      cfg.DB,
 		users:   identity.NewService(cfg.DB.App),
-		tenants: tenant.NewService(cfg.DB, cfg.Log),
+		tenants: tenant.NewService(cfg.DB, cfg.Log, tenant.WithKeys(cfg.Keys)),
 	}
 	key := cfg.SessionKey
 	if len(key) == 0 {

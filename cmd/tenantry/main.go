@@ -21,6 +21,7 @@ import (
 	"github.com/tenantry/tenantry/internal/demo"
 	"github.com/tenantry/tenantry/internal/identity"
 	"github.com/tenantry/tenantry/internal/jobs"
+	"github.com/tenantry/tenantry/internal/keys"
 	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/web"
 )
@@ -31,6 +32,7 @@ Commands:
   migrate            create the database if absent and apply every migration (idempotent)
   seed --demo        add demo tenants and users (idempotent); --if-empty: only into an empty registry
   serve              serve the portal, the API and the background jobs
+  gen-master-key F   write a new random master key to file F (mode 0600; never overwrites)
 
 Configuration is read from the environment; see README.md.
 `
@@ -61,6 +63,15 @@ func run(ctx context.Context, args []string) error {
 		return seed(ctx, cfg, log, args[1:])
 	case "serve":
 		return serve(ctx, cfg, log)
+	case "gen-master-key":
+		if len(args) != 2 {
+			return errors.New("usage: tenantry gen-master-key FILE")
+		}
+		if err := keys.GenerateMasterKeyFile(args[1]); err != nil {
+			return err
+		}
+		log.Info("wrote a new master key; keep it safe: without it no tenant secret can be read", "file", args[1])
+		return nil
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil
@@ -112,8 +123,15 @@ func seed(ctx context.Context, cfg config.Config, log *slog.Logger, args []strin
 	if err := db.CheckMigrated(ctx, d.AppPool); err != nil {
 		return err
 	}
+	master, err := keys.LoadMaster(cfg.MasterKey, cfg.MasterKeyFile)
+	if err != nil {
+		return err
+	}
 	res, err := demo.Seed(ctx, d, *ifEmpty, log)
 	if err != nil {
+		return err
+	}
+	if err := ensureKeysets(ctx, d, keys.NewService(d.App, master)); err != nil {
 		return err
 	}
 	if res.Skipped {
@@ -124,7 +142,25 @@ func seed(ctx context.Context, cfg config.Config, log *slog.Logger, args []strin
 	return nil
 }
 
+// ensureKeysets gives every tenant that still has data a keyset (idempotent).
+func ensureKeysets(ctx context.Context, d *db.DB, k *keys.Service) error {
+	var ids []int64
+	if err := d.App.WithContext(ctx).Table("tenantry.tenants").Where("state <> 'purged'").Order("id").Pluck("id", &ids).Error; err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := k.Create(ctx, nil, id); err != nil {
+			return fmt.Errorf("keyset of tenant %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	master, err := keys.LoadMaster(cfg.MasterKey, cfg.MasterKeyFile)
+	if err != nil {
+		return err
+	}
 	d, err := db.Open(ctx, cfg.DatabaseURL, cfg.AppDatabaseURL, log)
 	if err != nil {
 		return err
@@ -144,9 +180,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 	}
 
+	keySvc := keys.NewService(d.App, master)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &identity.PruneAttemptsWorker{Service: users})
-	river.AddWorker(workers, &tenant.FinishProvisioningWorker{Service: tenant.NewService(d, log)})
+	river.AddWorker(workers, &tenant.FinishProvisioningWorker{Service: tenant.NewService(d, log, tenant.WithKeys(keySvc))})
+	river.AddWorker(workers, keys.NewRotateWorker(keySvc))
 	jobClient, err := jobs.New(d.AppPool, workers, []*river.PeriodicJob{
 		identity.PruneAttemptsPeriodic(), tenant.FinishProvisioningPeriodic()}, log)
 	if err != nil {
@@ -156,7 +194,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("start jobs: %w", err)
 	}
 
-	srv, err := web.New(ctx, web.Config{DB: d, Log: log, SessionKey: []byte(cfg.SessionKey)})
+	srv, err := web.New(ctx, web.Config{DB: d, Log: log, SessionKey: []byte(cfg.SessionKey), Keys: keySvc})
 	if err != nil {
 		return err
 	}

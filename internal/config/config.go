@@ -26,8 +26,11 @@ type Config struct {
 	AdminPassword string
 	// SessionKey signs session cookies; empty means generated once and kept in the database.
 	SessionKey string
-	LogLevel   slog.Level
-	LogFormat  string // "text" or "json"
+	// MasterKey (base64, 32 bytes) or MasterKeyFile wraps every tenant's encryption keyset.
+	MasterKey     string
+	MasterKeyFile string
+	LogLevel      slog.Level
+	LogFormat     string // "text" or "json"
 }
 
 // FromEnv reads the configuration from environment variables.
@@ -39,6 +42,8 @@ func FromEnv() (Config, error) {
 		AdminEmail:     strings.TrimSpace(os.Getenv("TENANTRY_ADMIN_EMAIL")),
 		AdminPassword:  os.Getenv("TENANTRY_ADMIN_PASSWORD"),
 		SessionKey:     os.Getenv("TENANTRY_SESSION_KEY"),
+		MasterKey:      os.Getenv("TENANTRY_MASTER_KEY"),
+		MasterKeyFile:  strings.TrimSpace(os.Getenv("TENANTRY_MASTER_KEY_FILE")),
 		LogFormat:      env("TENANTRY_LOG_FORMAT", "text"),
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(env("TENANTRY_LOG_LEVEL", "info"))); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tenantry/tenantry/internal/audit"
 	"github.com/tenantry/tenantry/internal/db"
+	"github.com/tenantry/tenantry/internal/keys"
 	"github.com/tenantry/tenantry/internal/validation"
 )
 
@@ -64,11 +65,25 @@ func (Plan) TableName() string { return "tenantry.plans" }
 type Service struct {
 	db    *gorm.DB // the app pool
 	plane *db.DB   // owner pool, for the tenant's schema and role
+	keys  *keys.Service
 	log   *slog.Logger
 }
 
+// Option configures a Service.
+type Option func(*Service)
+
+// WithKeys makes activation give each tenant its own encryption keyset. The server always
+// configures it; tests that do not exercise encryption may leave it out.
+func WithKeys(k *keys.Service) Option { return func(s *Service) { s.keys = k } }
+
 // NewService returns a Service on d.
-func NewService(d *db.DB, log *slog.Logger) *Service { return &Service{db: d.App, plane: d, log: log} }
+func NewService(d *db.DB, log *slog.Logger, opts ...Option) *Service {
+	s := &Service{db: d.App, plane: d, log: log}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
 
 // Plans returns every plan, cheapest first.
 func (s *Service) Plans(ctx context.Context) ([]Plan, error) {
@@ -299,11 +314,17 @@ func (s *Service) Create(ctx context.Context, actor string, n NewTenant) (Tenant
 	return s.Get(ctx, t.Slug)
 }
 
-// activate prepares the tenant's schema and role, then moves it from provisioning to active.
-// Both steps are idempotent, so calling it again after a crash finishes the job.
+// activate prepares the tenant's schema and role and its encryption keyset, then moves it from
+// provisioning to active. Every step is idempotent, so calling it again after a crash finishes
+// the job without duplicating anything.
 func (s *Service) activate(ctx context.Context, id int64) error {
 	if err := s.plane.EnsureTenantPlane(ctx, id, s.log); err != nil {
 		return err
+	}
+	if s.keys != nil {
+		if err := s.keys.Create(ctx, nil, id); err != nil {
+			return err
+		}
 	}
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Model(&Tenant{}).Where("id = ? AND state = 'provisioning'", id).
