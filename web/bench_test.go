@@ -42,14 +42,24 @@ func BenchmarkTenantListPage(b *testing.B) {
 	c := bundle.client(b)
 	c.signIn(u.Email)
 	cookies := c.http.Jar
-	const clients = 32
-	const path = "/admin/tenants?q=logistics&sort=name"
-	for _, hx := range []bool{false, true} {
-		name := "full-page"
-		if hx {
-			name = "htmx-fragment"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		path    string
+		hx      bool
+		clients int
+	}{
+		// A broad term: 1,250 of the 10,000 tenants match, so the page is full and counted.
+		{"broad-search/full-page/32-clients", "/admin/tenants?q=logistics", false, 32},
+		{"broad-search/htmx-fragment/32-clients", "/admin/tenants?q=logistics", true, 32},
+		// A narrow term, as when looking a customer up: a handful of matches.
+		{"narrow-search/full-page/32-clients", "/admin/tenants?q=4242", false, 32},
+		{"narrow-search/htmx-fragment/32-clients", "/admin/tenants?q=4242", true, 32},
+		// One client: the latency of a request alone, without queueing.
+		{"broad-search/full-page/1-client", "/admin/tenants?q=logistics", false, 1},
+		{"narrow-search/full-page/1-client", "/admin/tenants?q=4242", false, 1},
+	} {
+		path, hx, clients := tc.path, tc.hx, tc.clients
+		b.Run(tc.name, func(b *testing.B) {
 			var mu sync.Mutex
 			var lat []time.Duration
 			httpc := &http.Client{Jar: cookies, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
