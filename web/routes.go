@@ -50,6 +50,9 @@ func (s *Server) routes() {
 	admin.GET("/tenants/:slug", s.tenantShow)
 	admin.GET("/tenants/:slug/:tab", s.tenantShow)
 	admin.GET("/audit", s.auditList)
+	admin.GET("/audit.csv", s.auditCSV)
+	admin.GET("/audit/verify", s.auditVerify)
+	admin.GET("/tenants/:slug/audit.csv", s.auditCSV)
 	admin.GET("/users", s.userList)
 	admin.POST("/users", s.userCreate)
 

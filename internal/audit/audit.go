@@ -122,8 +122,7 @@ type Query struct {
 	PerPage  int
 }
 
-// List returns one page of events, newest first, and the total matching.
-func List(ctx context.Context, gdb *gorm.DB, q Query) ([]Event, int64, error) {
+func filtered(ctx context.Context, gdb *gorm.DB, q Query) *gorm.DB {
 	tx := gdb.WithContext(ctx).Model(&Event{})
 	if q.TenantID != nil {
 		tx = tx.Where("tenant_id = ?", *q.TenantID)
@@ -132,6 +131,26 @@ func List(ctx context.Context, gdb *gorm.DB, q Query) ([]Event, int64, error) {
 		like := db.Contains(q.Search)
 		tx = tx.Where("(actor ILIKE ? OR action ILIKE ? OR target ILIKE ?)", like, like, like)
 	}
+	return tx
+}
+
+// Each calls fn for every event matching q (Page and PerPage are ignored), oldest first, reading
+// in batches so an export of any size runs in constant memory.
+func Each(ctx context.Context, gdb *gorm.DB, q Query, fn func(Event) error) error {
+	var batch []Event
+	return filtered(ctx, gdb, q).Order("id").FindInBatches(&batch, 1000, func(*gorm.DB, int) error {
+		for _, e := range batch {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}).Error
+}
+
+// List returns one page of events, newest first, and the total matching.
+func List(ctx context.Context, gdb *gorm.DB, q Query) ([]Event, int64, error) {
+	tx := filtered(ctx, gdb, q)
 	var total int64
 	if err := tx.Count(&total).Error; err != nil {
 		return nil, 0, err

@@ -183,8 +183,32 @@ type AuditList struct {
 	Page    int
 	Pages   int
 	Total   int64
-	// Chain is the result of verifying the hash chain ("" when not checked).
-	Chain string
+	// Chain is the result of verifying the hash chain (zero when not checked).
+	Chain Chain
+}
+
+// Chain is the outcome of re-checking an audit hash chain.
+type Chain struct {
+	OK      bool
+	Message string
+	Checked string // when it was checked
+}
+
+// Noun words what the export holds.
+func (m AuditList) Noun() string {
+	if m.Search != "" {
+		return "the matching events"
+	}
+	return "all events"
+}
+
+// CSVURL is the address of the CSV export of the events the search selects.
+func (m AuditList) CSVURL() string {
+	u := m.BaseURL + ".csv"
+	if m.Search != "" {
+		u += "?q=" + url.QueryEscape(m.Search)
+	}
+	return u
 }
 
 // PageURL is the address of another page of the list.
