@@ -16,6 +16,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/tenantry/tenantry/internal/audit"
 	"github.com/tenantry/tenantry/internal/config"
 	"github.com/tenantry/tenantry/internal/db"
 	"github.com/tenantry/tenantry/internal/demo"
@@ -32,6 +33,7 @@ Commands:
   migrate            create the database if absent and apply every migration (idempotent)
   seed --demo        add demo tenants and users (idempotent); --if-empty: only into an empty registry
   serve              serve the portal, the API and the background jobs
+  verify-audit       re-check the platform audit hash chain; exits non-zero when it is broken
   gen-master-key F   write a new random master key to file F (mode 0600; never overwrites)
 
 Configuration is read from the environment; see README.md.
@@ -63,6 +65,8 @@ func run(ctx context.Context, args []string) error {
 		return seed(ctx, cfg, log, args[1:])
 	case "serve":
 		return serve(ctx, cfg, log)
+	case "verify-audit":
+		return verifyAudit(ctx, cfg, log)
 	case "gen-master-key":
 		if len(args) != 2 {
 			return errors.New("usage: tenantry gen-master-key FILE")
@@ -139,6 +143,20 @@ func seed(ctx context.Context, cfg config.Config, log *slog.Logger, args []strin
 	} else {
 		log.Info("demo data seeded", "tenants_created", res.TenantsCreated)
 	}
+	return nil
+}
+
+func verifyAudit(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	d, err := db.Open(ctx, cfg.DatabaseURL, cfg.AppDatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	n, err := audit.Verify(ctx, d.App)
+	if err != nil {
+		return fmt.Errorf("platform audit chain: %w (after %d intact events)", err, n)
+	}
+	fmt.Printf("platform audit chain: %d events, intact\n", n)
 	return nil
 }
 
