@@ -134,7 +134,11 @@ func (m *tenantMigrator) migrate(ctx context.Context, tenantID int64) (err error
 		}
 	}()
 	for _, stmt := range []string{
-		createRole(schema, "NOLOGIN NOINHERIT"),
+		// INHERIT: the tenant role holds tenant_base's narrow, row-level-secured view of the
+		// control plane. The app role is NOINHERIT, so being a member of t_<id> gives it nothing.
+		createRole(schema, "NOLOGIN INHERIT"),
+		"ALTER ROLE " + ident + " INHERIT",
+		"GRANT tenant_base TO " + ident,
 		"GRANT " + ident + " TO " + AppRole,
 		"CREATE SCHEMA IF NOT EXISTS " + ident + " AUTHORIZATION " + OwnerRole,
 		"REVOKE ALL ON SCHEMA " + ident + " FROM PUBLIC",

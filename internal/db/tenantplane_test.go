@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -95,5 +96,68 @@ func TestTenantPlane(t *testing.T) {
 	}
 	if err := d.DropTenantPlane(ctx, b); err != nil {
 		t.Fatalf("second drop: %v", err)
+	}
+}
+
+// Control-plane rows with tenant_id are visible to tenant-context code only when both the role
+// and app.tenant_id name that tenant; the app role cannot switch row security off.
+func TestRowLevelSecurity(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.Open(t)
+	a, b := newTenant(t, d, "rls-a"), newTenant(t, d, "rls-b")
+	for _, id := range []int64{a, b} {
+		if err := d.EnsureTenantPlane(ctx, id, dbtest.Logger(t)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.AppPool.Exec(ctx, `INSERT INTO tenantry.audit_events (tenant_id, actor, action, prev_hash, hash)
+			VALUES ($1, 'rls', 'rls.probe', '', decode(md5(random()::text), 'hex'))`, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(role string, setting string) (int, error) {
+		var n int
+		err := pgx.BeginFunc(ctx, d.AppPool, func(tx pgx.Tx) error {
+			if setting != "" {
+				if _, err := tx.Exec(ctx, "SELECT set_config('app.tenant_id', $1, true)", setting); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+role); err != nil {
+				return err
+			}
+			return tx.QueryRow(ctx, "SELECT count(*) FROM tenantry.audit_events WHERE action = 'rls.probe'").Scan(&n)
+		})
+		return n, err
+	}
+	sa, sb := db.TenantSchema(a), db.TenantSchema(b)
+	ida, idb := strconv.FormatInt(a, 10), strconv.FormatInt(b, 10)
+	if n, err := count(sa, ida); err != nil || n != 1 {
+		t.Errorf("tenant a in its own context sees %d events (%v), want 1", n, err)
+	}
+	if n, err := count(sa, idb); err != nil || n != 0 {
+		t.Errorf("tenant a's role with b's setting sees %d events (%v), want 0", n, err)
+	}
+	if n, err := count(sb, ida); err != nil || n != 0 {
+		t.Errorf("tenant b's role with a's setting sees %d events (%v), want 0", n, err)
+	}
+	if _, err := count(sa, ""); err == nil {
+		t.Error("a tenant role without app.tenant_id read the table; want an error (fail closed)")
+	}
+	if n, err := count(db.AppRole, ""); err != nil || n != 2 {
+		t.Errorf("the platform (app role) sees %d events (%v), want both", n, err)
+	}
+	var bypass bool
+	if err := d.AppPool.QueryRow(ctx, "SELECT rolbypassrls OR rolsuper FROM pg_roles WHERE rolname = $1", db.AppRole).Scan(&bypass); err != nil || bypass {
+		t.Errorf("app role may bypass row security: %v %v", bypass, err)
+	}
+	err := pgx.BeginFunc(ctx, d.AppPool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL row_security = off"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "SELECT count(*) FROM tenantry.audit_events")
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "row-level security") {
+		t.Errorf("row_security=off as the app role: %v, want a refusal", err)
 	}
 }
