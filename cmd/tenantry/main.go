@@ -21,6 +21,7 @@ import (
 	"github.com/tenantry/tenantry/internal/db"
 	"github.com/tenantry/tenantry/internal/demo"
 	"github.com/tenantry/tenantry/internal/identity"
+	"github.com/tenantry/tenantry/internal/isolation"
 	"github.com/tenantry/tenantry/internal/jobs"
 	"github.com/tenantry/tenantry/internal/keys"
 	"github.com/tenantry/tenantry/internal/tenant"
@@ -33,6 +34,7 @@ Commands:
   migrate            create the database if absent and apply every migration (idempotent)
   seed --demo        add demo tenants and users (idempotent); --if-empty: only into an empty registry
   serve              serve the portal, the API and the background jobs
+  verify-isolation   probe sampled tenant pairs across every access path; exits non-zero on a breach
   verify-audit       re-check the platform audit hash chain; exits non-zero when it is broken
   gen-master-key F   write a new random master key to file F (mode 0600; never overwrites)
 
@@ -65,6 +67,8 @@ func run(ctx context.Context, args []string) error {
 		return seed(ctx, cfg, log, args[1:])
 	case "serve":
 		return serve(ctx, cfg, log)
+	case "verify-isolation":
+		return verifyIsolation(ctx, cfg, log)
 	case "verify-audit":
 		return verifyAudit(ctx, cfg, log)
 	case "gen-master-key":
@@ -146,6 +150,17 @@ func seed(ctx context.Context, cfg config.Config, log *slog.Logger, args []strin
 	return nil
 }
 
+func verifyIsolation(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	d, err := db.Open(ctx, cfg.DatabaseURL, cfg.AppDatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	run, err := isolation.New(d, log).Run(ctx, "cli")
+	fmt.Printf("isolation run %d: %s\n", run.ID, run.Summary())
+	return err
+}
+
 func verifyAudit(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	d, err := db.Open(ctx, cfg.DatabaseURL, cfg.AppDatabaseURL, log)
 	if err != nil {
@@ -203,8 +218,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	river.AddWorker(workers, &identity.PruneAttemptsWorker{Service: users})
 	river.AddWorker(workers, &tenant.FinishProvisioningWorker{Service: tenant.NewService(d, log, tenant.WithKeys(keySvc))})
 	river.AddWorker(workers, keys.NewRotateWorker(keySvc))
+	verifier := isolation.New(d, log)
+	river.AddWorker(workers, &isolation.VerifyWorker{Verifier: verifier})
 	jobClient, err := jobs.New(d.AppPool, workers, []*river.PeriodicJob{
-		identity.PruneAttemptsPeriodic(), tenant.FinishProvisioningPeriodic()}, log)
+		identity.PruneAttemptsPeriodic(), tenant.FinishProvisioningPeriodic(), isolation.Periodic(cfg.IsolationInterval)}, log)
 	if err != nil {
 		return err
 	}

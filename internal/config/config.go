@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 )
 
 // DefaultDatabaseURL is the local PostgreSQL that `make run` and the tests use.
@@ -29,8 +30,10 @@ type Config struct {
 	// MasterKey (base64, 32 bytes) or MasterKeyFile wraps every tenant's encryption keyset.
 	MasterKey     string
 	MasterKeyFile string
-	LogLevel      slog.Level
-	LogFormat     string // "text" or "json"
+	// IsolationInterval is how often the isolation verifier runs.
+	IsolationInterval time.Duration
+	LogLevel          slog.Level
+	LogFormat         string // "text" or "json"
 }
 
 // FromEnv reads the configuration from environment variables.
@@ -52,6 +55,11 @@ func FromEnv() (Config, error) {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return c, fmt.Errorf("TENANTRY_LOG_FORMAT must be text or json, not %q", c.LogFormat)
 	}
+	interval, err := time.ParseDuration(env("TENANTRY_ISOLATION_INTERVAL", "1h"))
+	if err != nil || interval < time.Minute {
+		return c, fmt.Errorf("TENANTRY_ISOLATION_INTERVAL must be a duration of at least 1m, such as 1h or 30m")
+	}
+	c.IsolationInterval = interval
 	if (c.AdminEmail == "") != (c.AdminPassword == "") {
 		return c, fmt.Errorf("set both TENANTRY_ADMIN_EMAIL and TENANTRY_ADMIN_PASSWORD, or neither")
 	}
