@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 
-	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 
 	"github.com/tenantry/tenantry/internal/db/tenantscope"
@@ -20,11 +19,10 @@ func (d *DB) InTenant(ctx context.Context, tenantID int64, fn func(tx *gorm.DB) 
 	}
 	ctx = tenantscope.WithTenant(ctx, tenantID)
 	return d.App.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		setup := tx.WithContext(tenantscope.AllowRaw(ctx))
-		if err := setup.Exec("SELECT set_config('app.tenant_id', ?, true)", strconv.FormatInt(tenantID, 10)).Error; err != nil {
-			return err
-		}
-		if err := setup.Exec("SET LOCAL ROLE " + pgx.Identifier{TenantSchema(tenantID)}.Sanitize()).Error; err != nil {
+		// One round trip: set_config('role', …, true) is SET LOCAL ROLE.
+		err := tx.WithContext(tenantscope.AllowRaw(ctx)).
+			Exec("SELECT set_config('app.tenant_id', ?, true), set_config('role', ?, true)", strconv.FormatInt(tenantID, 10), TenantSchema(tenantID)).Error
+		if err != nil {
 			return err
 		}
 		return fn(tx.WithContext(ctx))

@@ -24,7 +24,7 @@ func TenantSchema(tenantID int64) string { return fmt.Sprintf("t_%d", tenantID) 
 // latest tenant migration. Every step is idempotent, so a provisioning run that crashed half-way
 // is finished by running it again.
 func (d *DB) EnsureTenantPlane(ctx context.Context, tenantID int64, log *slog.Logger) error {
-	m, err := d.newTenantMigrator(ctx, log)
+	m, err := d.newTenantMigrator(ctx, log, tenantMigrations)
 	if err != nil {
 		return err
 	}
@@ -36,6 +36,12 @@ func (d *DB) EnsureTenantPlane(ctx context.Context, tenantID int64, log *slog.Lo
 // progress. Each schema keeps its own version table, so an interrupted run resumes where it
 // stopped.
 func (d *DB) MigrateTenants(ctx context.Context, log *slog.Logger) (int, error) {
+	return d.MigrateTenantsWith(ctx, log, tenantMigrations)
+}
+
+// MigrateTenantsWith is MigrateTenants with another set of tenant migrations (benchmarks and
+// tests of migration mechanics use it with the embedded set plus one of their own).
+func (d *DB) MigrateTenantsWith(ctx context.Context, log *slog.Logger, fsys fs.FS) (int, error) {
 	rows, err := d.OwnerPool.Query(ctx, `SELECT t.id FROM tenantry.tenants t
 		WHERE EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = 't_' || t.id) ORDER BY t.id`)
 	if err != nil {
@@ -45,7 +51,7 @@ func (d *DB) MigrateTenants(ctx context.Context, log *slog.Logger) (int, error) 
 	if err != nil {
 		return 0, err
 	}
-	m, err := d.newTenantMigrator(ctx, log)
+	m, err := d.newTenantMigrator(ctx, log, fsys)
 	if err != nil {
 		return 0, err
 	}
@@ -98,7 +104,16 @@ type tenantMigrator struct {
 	log *slog.Logger
 }
 
-func (d *DB) newTenantMigrator(ctx context.Context, log *slog.Logger) (*tenantMigrator, error) {
+// tenantMigrations are the embedded tenant-plane migrations.
+var tenantMigrations = func() fs.FS {
+	sub, err := fs.Sub(migrations.Tenant, "tenant")
+	if err != nil {
+		panic(err) // the embedded directory is fixed at build time
+	}
+	return sub
+}()
+
+func (d *DB) newTenantMigrator(ctx context.Context, log *slog.Logger, fsys fs.FS) (*tenantMigrator, error) {
 	cfg := d.OwnerPool.Config().ConnConfig.Copy()
 	sqlDB := stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(func(ctx context.Context, c *pgx.Conn) error {
 		_, err := c.Exec(ctx, "SET ROLE "+OwnerRole)
@@ -109,12 +124,7 @@ func (d *DB) newTenantMigrator(ctx context.Context, log *slog.Logger) (*tenantMi
 		sqlDB.Close()
 		return nil, err
 	}
-	sub, err := fs.Sub(migrations.Tenant, "tenant")
-	if err != nil {
-		sqlDB.Close()
-		return nil, err
-	}
-	return &tenantMigrator{db: sqlDB, fs: sub, log: log}, nil
+	return &tenantMigrator{db: sqlDB, fs: fsys, log: log}, nil
 }
 
 func (m *tenantMigrator) Close() error { return m.db.Close() }
