@@ -104,12 +104,17 @@ func (s *Server) tenantCreate(c echo.Context) error {
 
 // tenantShow shows a tenant's page on one of its tabs; htmx tab switches get only the tabs.
 func (s *Server) tenantShow(c echo.Context) error {
+	return s.renderTenant(c, http.StatusOK, c.Param("tab"), nil)
+}
+
+// renderTenant renders the page of the tenant named by the :slug parameter on tab. after, when
+// given, adjusts the loaded page: a form handler re-rendering its tab with errors or a result.
+func (s *Server) renderTenant(c echo.Context, status int, tab string, after func(*admin.TenantDetail)) error {
 	ctx := c.Request().Context()
 	t, err := s.tenants.Get(ctx, c.Param("slug"))
 	if err != nil {
 		return err
 	}
-	tab := c.Param("tab")
 	if tab == "" {
 		tab = "overview"
 	}
@@ -152,8 +157,15 @@ func (s *Server) tenantShow(c echo.Context) error {
 		if m.Audit, err = s.auditPage(c, m.TabURL("audit"), &t.ID); err != nil {
 			return err
 		}
+	case "api-keys":
+		if m.APIKeys, err = s.apiKeysTab(c, t); err != nil {
+			return err
+		}
 	}
-	return s.render(c, http.StatusOK, page{Title: t.Name, Nav: "tenants", Crumbs: crumbs,
+	if after != nil {
+		after(&m)
+	}
+	return s.render(c, status, page{Title: t.Name, Nav: "tenants", Crumbs: crumbs,
 		Content: admin.TenantDetailPage(m), Fragment: tenantFragment(c, m)})
 }
 

@@ -20,6 +20,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	if isAPIRequest(c) {
+		s.writeAPIError(c, err)
+		return
+	}
 	p := problemFor(err)
 	p.RequestID = requestID(c)
 	if c.Request().Method == http.MethodHead {

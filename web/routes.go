@@ -31,6 +31,9 @@ func (s *Server) routes() {
 	assets := e.Group("/static", cacheStatic)
 	assets.StaticFS("/", static.FS)
 
+	// REST API: no session, no CSRF; an API key is the credential (see api.go).
+	s.apiRoutes(e.Group("/api/v1"))
+
 	// Browser pages: session, CSRF on every state-changing request.
 	web := e.Group("", s.csrf(), s.loadUser)
 	web.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/admin") })
@@ -49,6 +52,8 @@ func (s *Server) routes() {
 	admin.POST("/tenants", s.tenantCreate)
 	admin.GET("/tenants/:slug", s.tenantShow)
 	admin.GET("/tenants/:slug/:tab", s.tenantShow)
+	admin.POST("/tenants/:slug/api-keys", s.apiKeyCreate)
+	admin.POST("/tenants/:slug/api-keys/:id/revoke", s.apiKeyRevoke)
 	admin.GET("/audit", s.auditList)
 	admin.GET("/audit.csv", s.auditCSV)
 	admin.GET("/audit/verify", s.auditVerify)

@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tenantry/tenantry/internal/apikeys"
 	"github.com/tenantry/tenantry/internal/db"
 	"github.com/tenantry/tenantry/internal/identity"
 	"github.com/tenantry/tenantry/internal/keys"
@@ -28,6 +29,7 @@ type Server struct {
 	db       *db.DB
 	users    *identity.Service
 	tenants  *tenant.Service
+	apiKeys  *apikeys.Service
 	sessions *sessions.CookieStore
 	metrics  *metrics
 	cssHref  string
@@ -51,6 +53,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		db:      cfg.DB,
 		users:   identity.NewService(cfg.DB.App),
 		tenants: tenant.NewService(cfg.DB, cfg.Log, tenant.WithKeys(cfg.Keys)),
+		apiKeys: apikeys.NewService(cfg.DB),
 	}
 	key := cfg.SessionKey
 	if len(key) == 0 {

@@ -137,6 +137,7 @@ var TenantTabs = []Tab{
 	{"settings", "Settings"},
 	{"quotas", "Quotas"},
 	{"users", "Users"},
+	{"api-keys", "API keys"},
 	{"audit", "Audit"},
 	{"lifecycle", "Lifecycle"},
 }
@@ -151,6 +152,7 @@ type TenantDetail struct {
 	Parent    *Link
 	Ancestors []Link
 	Children  []Link
+	APIKeys   APIKeys
 	Created   string
 	Updated   string
 	Tab       string
