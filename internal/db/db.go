@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,6 +41,11 @@ type DB struct {
 	// App runs as tenantry_app: every request and job.
 	App     *gorm.DB
 	AppPool *pgxpool.Pool
+
+	// plane is the one owner connection that creates and migrates tenant schemas, kept open so
+	// provisioning does not pay a new connection per tenant.
+	planeMu sync.Mutex
+	plane   *tenantMigrator
 }
 
 // Open connects both pools. appURL may be empty, in which case ownerURL is used for both and each
@@ -74,6 +80,11 @@ func Open(ctx context.Context, ownerURL, appURL string, log *slog.Logger) (*DB, 
 
 // Close closes both pools.
 func (d *DB) Close() {
+	d.planeMu.Lock()
+	if d.plane != nil {
+		d.plane.Close()
+	}
+	d.planeMu.Unlock()
 	d.AppPool.Close()
 	d.OwnerPool.Close()
 }

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -24,12 +25,16 @@ func TenantSchema(tenantID int64) string { return fmt.Sprintf("t_%d", tenantID) 
 // latest tenant migration. Every step is idempotent, so a provisioning run that crashed half-way
 // is finished by running it again.
 func (d *DB) EnsureTenantPlane(ctx context.Context, tenantID int64, log *slog.Logger) error {
-	m, err := d.newTenantMigrator(ctx, log, tenantMigrations)
-	if err != nil {
-		return err
+	d.planeMu.Lock()
+	defer d.planeMu.Unlock()
+	if d.plane == nil {
+		m, err := d.newTenantMigrator(ctx, log, tenantMigrations)
+		if err != nil {
+			return err
+		}
+		d.plane = m
 	}
-	defer m.Close()
-	return m.migrate(ctx, tenantID)
+	return d.plane.migrate(ctx, tenantID)
 }
 
 // MigrateTenants brings every existing tenant schema to the latest tenant migration, reporting
@@ -143,7 +148,7 @@ func (m *tenantMigrator) migrate(ctx context.Context, tenantID int64) (err error
 			err = uerr
 		}
 	}()
-	for _, stmt := range []string{
+	prepare := []string{
 		// INHERIT: the tenant role holds tenant_base's narrow, row-level-secured view of the
 		// control plane. The app role is NOINHERIT, so being a member of t_<id> gives it nothing.
 		createRole(schema, "NOLOGIN INHERIT"),
@@ -158,10 +163,10 @@ func (m *tenantMigrator) migrate(ctx context.Context, tenantID int64) (err error
 		"ALTER DEFAULT PRIVILEGES IN SCHEMA " + ident + " GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO " + ident,
 		"ALTER DEFAULT PRIVILEGES IN SCHEMA " + ident + " GRANT USAGE, SELECT ON SEQUENCES TO " + ident,
 		"SET search_path TO " + ident + ", tenantry, public",
-	} {
-		if _, err := m.db.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("%s: %s: %w", schema, firstLine(stmt), err)
-		}
+	}
+	// One round trip: without arguments the statements go as one simple-protocol batch.
+	if _, err := m.db.ExecContext(ctx, strings.Join(prepare, ";\n")); err != nil {
+		return fmt.Errorf("%s: prepare schema and role: %w", schema, err)
 	}
 	defer m.db.ExecContext(context.WithoutCancel(ctx), "SET search_path TO tenantry, public")
 	p, err := goose.NewProvider(goose.DialectPostgres, m.db, m.fs,
