@@ -8,6 +8,7 @@ import (
 
 	"github.com/tenantry/tenantry/internal/audit"
 	"github.com/tenantry/tenantry/internal/identity"
+	"github.com/tenantry/tenantry/internal/isolation"
 	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/internal/validation"
 	"github.com/tenantry/tenantry/views/layouts"
@@ -26,6 +27,11 @@ func (s *Server) dashboard(c echo.Context) error {
 	for _, st := range tenant.States {
 		m.Total += counts[st]
 		m.ByState = append(m.ByState, admin.StateCount{State: st, N: counts[st]})
+	}
+	if runs, err := isolation.Latest(ctx, s.db.App, 1); err != nil {
+		return err
+	} else if len(runs) == 1 && runs[0].Failures > 0 {
+		m.IsolationBreach = runs[0].Summary()
 	}
 	events, _, err := audit.List(ctx, s.db.App, audit.Query{Page: 1, PerPage: 8})
 	if err != nil {

@@ -54,6 +54,8 @@ func (s *Server) routes() {
 	admin.GET("/tenants/:slug/:tab", s.tenantShow)
 	admin.POST("/tenants/:slug/api-keys", s.apiKeyCreate)
 	admin.POST("/tenants/:slug/api-keys/:id/revoke", s.apiKeyRevoke)
+	admin.GET("/isolation", s.isolationPage)
+	admin.POST("/isolation/run", s.isolationRun)
 	admin.GET("/audit", s.auditList)
 	admin.GET("/audit.csv", s.auditCSV)
 	admin.GET("/audit/verify", s.auditVerify)

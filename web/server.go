@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
@@ -17,6 +18,7 @@ import (
 	"github.com/tenantry/tenantry/internal/apikeys"
 	"github.com/tenantry/tenantry/internal/db"
 	"github.com/tenantry/tenantry/internal/identity"
+	"github.com/tenantry/tenantry/internal/isolation"
 	"github.com/tenantry/tenantry/internal/keys"
 	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/static"
@@ -33,6 +35,9 @@ type Server struct {
 	sessions *sessions.CookieStore
 	metrics  *metrics
 	cssHref  string
+
+	verifier          *isolation.Verifier
+	isolationInterval time.Duration
 }
 
 // Config is what the server needs from the process.
@@ -43,6 +48,8 @@ type Config struct {
 	SessionKey []byte
 	// Keys encrypts tenant secrets and gives new tenants their keysets.
 	Keys *keys.Service
+	// IsolationInterval is how often the scheduled verifier runs (shown on the Isolation page).
+	IsolationInterval time.Duration
 }
 
 // New builds the server and its routes.
@@ -54,7 +61,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		users:   identity.NewService(cfg.DB.App),
 		tenants: tenant.NewService(cfg.DB, cfg.Log, tenant.WithKeys(cfg.Keys)),
 		apiKeys: apikeys.NewService(cfg.DB),
+
+		verifier:          isolation.New(cfg.DB, cfg.Log),
+		isolationInterval: cfg.IsolationInterval,
 	}
+	if s.isolationInterval <= 0 {
+		s.isolationInterval = time.Hour
+	}
+	s.verifier.Add(s.IsolationProbes()...)
 	key := cfg.SessionKey
 	if len(key) == 0 {
 		var err error
@@ -77,6 +91,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.routes()
 	return s, nil
 }
+
+// Verifier is the isolation verifier with the server's HTTP probes, for the scheduled job.
+func (s *Server) Verifier() *isolation.Verifier { return s.verifier }
 
 // ServeHTTP makes the server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }

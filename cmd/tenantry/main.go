@@ -156,7 +156,12 @@ func verifyIsolation(ctx context.Context, cfg config.Config, log *slog.Logger) e
 		return err
 	}
 	defer d.Close()
-	run, err := isolation.New(d, log).Run(ctx, "cli")
+	// The server's verifier also carries the HTTP probes, which go through the whole handler stack.
+	srv, err := web.New(ctx, web.Config{DB: d, Log: log, SessionKey: []byte(cfg.SessionKey)})
+	if err != nil {
+		return err
+	}
+	run, err := srv.Verifier().Run(ctx, "cli")
 	fmt.Printf("isolation run %d: %s\n", run.ID, run.Summary())
 	return err
 }
@@ -218,8 +223,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	river.AddWorker(workers, &identity.PruneAttemptsWorker{Service: users})
 	river.AddWorker(workers, &tenant.FinishProvisioningWorker{Service: tenant.NewService(d, log, tenant.WithKeys(keySvc))})
 	river.AddWorker(workers, keys.NewRotateWorker(keySvc))
-	verifier := isolation.New(d, log)
-	river.AddWorker(workers, &isolation.VerifyWorker{Verifier: verifier})
+	srv, err := web.New(ctx, web.Config{DB: d, Log: log, SessionKey: []byte(cfg.SessionKey), Keys: keySvc, IsolationInterval: cfg.IsolationInterval})
+	if err != nil {
+		return err
+	}
+	river.AddWorker(workers, &isolation.VerifyWorker{Verifier: srv.Verifier()})
 	jobClient, err := jobs.New(d.AppPool, workers, []*river.PeriodicJob{
 		identity.PruneAttemptsPeriodic(), tenant.FinishProvisioningPeriodic(), isolation.Periodic(cfg.IsolationInterval)}, log)
 	if err != nil {
@@ -229,10 +237,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("start jobs: %w", err)
 	}
 
-	srv, err := web.New(ctx, web.Config{DB: d, Log: log, SessionKey: []byte(cfg.SessionKey), Keys: keySvc})
-	if err != nil {
-		return err
-	}
 	httpServer := &http.Server{Addr: cfg.Addr, Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- httpServer.ListenAndServe() }()

@@ -236,10 +236,12 @@ type StateCount struct {
 
 // Dashboard is the platform home page.
 type Dashboard struct {
-	Total    int64
-	ByState  []StateCount
-	Recent   []AuditRow
-	CanWrite bool
+	// IsolationBreach, when set, is the latest isolation run's finding, shown as an alert.
+	IsolationBreach string
+	Total           int64
+	ByState         []StateCount
+	Recent          []AuditRow
+	CanWrite        bool
 }
 
 // UserRow is one platform user.

@@ -1,0 +1,127 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/tenantry/tenantry/internal/isolation"
+	"github.com/tenantry/tenantry/views/layouts"
+	"github.com/tenantry/tenantry/views/pages/admin"
+)
+
+// isolationPage shows the verifier's history and the latest run's probes.
+func (s *Server) isolationPage(c echo.Context) error {
+	ctx := c.Request().Context()
+	runs, err := isolation.Latest(ctx, s.db.App, 20)
+	if err != nil {
+		return err
+	}
+	u, _ := currentUser(c)
+	m := admin.Isolation{CSRF: csrfToken(c), CanWrite: u.CanWrite(), Interval: s.isolationInterval.String()}
+	for _, r := range runs {
+		m.Runs = append(m.Runs, admin.IsolationRun{ID: r.ID, When: r.StartedAt.Format(dateFormat + " 15:04 MST"), Trigger: r.Trigger,
+			Pairs: r.Pairs, Probes: r.Probes, Failures: r.Failures, Summary: r.Summary(), Breach: r.Failures > 0 || r.Error != nil})
+	}
+	if len(m.Runs) > 0 {
+		m.Latest = &m.Runs[0]
+		results, err := isolation.Results(ctx, s.db.App, runs[0].ID)
+		if err != nil {
+			return err
+		}
+		names, err := s.tenantSlugs(ctx, results)
+		if err != nil {
+			return err
+		}
+		for _, r := range results {
+			m.Probes = append(m.Probes, admin.IsolationProbe{Probe: r.Probe, TenantA: names[r.TenantA], TenantB: names[r.TenantB],
+				Passed: r.Passed, Detail: r.Detail, Duration: (time.Duration(r.DurationUs) * time.Microsecond).String()})
+		}
+	}
+	return s.render(c, http.StatusOK, page{Title: "Isolation", Nav: "isolation",
+		Crumbs: []layouts.Crumb{{Label: "Isolation"}}, Content: admin.IsolationPage(m)})
+}
+
+func (s *Server) tenantSlugs(ctx context.Context, results []isolation.ProbeResult) (map[int64]string, error) {
+	ids := map[int64]bool{}
+	for _, r := range results {
+		ids[r.TenantA], ids[r.TenantB] = true, true
+	}
+	out := map[int64]string{}
+	for id := range ids {
+		var slug string
+		err := s.db.App.WithContext(ctx).Table("tenantry.tenants").Where("id = ?", id).Pluck("slug", &slug).Error
+		if err != nil {
+			return nil, err
+		}
+		if slug == "" {
+			slug = "#" + strconv.FormatInt(id, 10)
+		}
+		out[id] = slug
+	}
+	return out, nil
+}
+
+// isolationRun runs the verifier now and reports the result.
+func (s *Server) isolationRun(c echo.Context) error {
+	run, err := s.verifier.Run(c.Request().Context(), "manual")
+	switch {
+	case errors.Is(err, isolation.ErrBreach):
+		s.flash(c, "error", "Isolation breach: "+run.Summary()+" It has been recorded in the audit trail.")
+	case err != nil:
+		return err
+	default:
+		s.flash(c, "success", "Isolation verified: "+run.Summary())
+	}
+	return redirect(c, "/admin/isolation")
+}
+
+// IsolationProbes are the verifier's probes over HTTP: requests go through the whole server
+// (middleware, authentication, handlers) in process, as a client's would.
+func (s *Server) IsolationProbes() []isolation.Probe {
+	return []isolation.Probe{{Name: "http: A's API key used as B's", Try: s.probeAPIKey}}
+}
+
+// probeAPIKey issues a temporary key for A, checks that it answers as A and that the same secret
+// presented as B's is refused, then revokes the key.
+func (s *Server) probeAPIKey(ctx context.Context, a, b int64) error {
+	issued, err := s.apiKeys.Create(ctx, "system:isolation-verifier", a, "isolation verifier (temporary)", nil)
+	if err != nil {
+		return fmt.Errorf("could not issue a probe key for tenant %d: %v", a, err)
+	}
+	defer func() {
+		if _, err := s.apiKeys.Revoke(context.WithoutCancel(ctx), "system:isolation-verifier", a, issued.ID); err != nil {
+			s.log.Error("revoke isolation probe key", "tenant", a, "err", err)
+		}
+	}()
+	call := func(key string) (int, map[string]any) {
+		req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/api/v1/tenant", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.RemoteAddr = "127.0.0.1:1"
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		var body map[string]any
+		_ = json.Unmarshal(rec.Body.Bytes(), &body)
+		return rec.Code, body
+	}
+	status, body := call(issued.FullKey)
+	if status == http.StatusOK && fmt.Sprint(body["id"]) != strconv.FormatInt(a, 10) {
+		return fmt.Errorf("tenant %d's key answered as tenant %v", a, body["id"])
+	}
+	forged := strings.Replace(issued.FullKey, fmt.Sprintf("tnt_%d_", a), fmt.Sprintf("tnt_%d_", b), 1)
+	if forged == issued.FullKey {
+		return fmt.Errorf("probe cannot forge the key: unexpected key format")
+	}
+	if status, body := call(forged); status != http.StatusUnauthorized {
+		return fmt.Errorf("tenant %d's secret presented as tenant %d's got %d %v, want 401", a, b, status, body)
+	}
+	return nil
+}

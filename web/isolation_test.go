@@ -1,0 +1,74 @@
+package web_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/tenantry/tenantry/internal/db"
+	"github.com/tenantry/tenantry/internal/identity"
+)
+
+func TestIsolationPage(t *testing.T) {
+	b := setup(t)
+	admin := b.user(t, identity.RoleAdmin)
+	c := b.client(t)
+	c.signIn(admin.Email)
+	var ids []int64
+	for _, slug := range []string{"iso-web-a", "iso-web-b"} {
+		form := url.Values{"name": {slug}, "slug": {slug}, "plan": {"free"}, "_csrf": {c.token("/admin/tenants/new")}}
+		if res, _ := c.post("/admin/tenants", form); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("create %s: %d", slug, res.StatusCode)
+		}
+		var id int64
+		if err := b.db.AppPool.QueryRow(context.Background(), "SELECT id FROM tenants WHERE slug = $1", slug).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+
+	res, _ := c.post("/admin/isolation/run", url.Values{"_csrf": {c.token("/admin/isolation")}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("run: %d", res.StatusCode)
+	}
+	_, body := c.get("/admin/isolation")
+	doc := parse(t, body)
+	if doc.Find(`[data-testid="isolation-latest"][data-breach="false"]`).Length() != 1 {
+		t.Fatalf("latest run not shown as sound:\n%s", body)
+	}
+	probes := doc.Find(`[data-testid="isolation-probe"]`)
+	if probes.Length() < 8 || doc.Find(`[data-testid="isolation-probe"][data-passed="false"]`).Length() != 0 {
+		t.Fatalf("probes: %d rows, %d failed", probes.Length(), doc.Find(`[data-passed="false"]`).Length())
+	}
+	if !strings.Contains(probes.Text(), "http: A's API key used as B's") {
+		t.Fatal("the HTTP probe did not run")
+	}
+	// The probe's temporary key is revoked afterwards.
+	for _, id := range ids {
+		var live int
+		q := "SELECT count(*) FROM " + db.TenantSchema(id) + ".api_keys WHERE revoked_at IS NULL"
+		if err := b.db.OwnerPool.QueryRow(context.Background(), q).Scan(&live); err != nil || live != 0 {
+			t.Fatalf("tenant %d has %d live keys after the probe (%v)", id, live, err)
+		}
+	}
+
+	// A breach shows on the dashboard.
+	sa, sb := db.TenantSchema(ids[0]), db.TenantSchema(ids[1])
+	for _, g := range [][2]string{{sa, sb}, {sb, sa}} {
+		if _, err := b.db.OwnerPool.Exec(context.Background(), "GRANT USAGE ON SCHEMA "+g[1]+" TO "+g[0]+"; GRANT SELECT ON "+g[1]+".users TO "+g[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.post("/admin/isolation/run", url.Values{"_csrf": {c.token("/admin/isolation")}})
+	_, body = c.get("/admin")
+	if alert := parse(t, body).Find(`[data-testid="isolation-alert"]`).Text(); !strings.Contains(alert, "BREACH") {
+		t.Fatalf("dashboard alert = %q", alert)
+	}
+	for _, g := range [][2]string{{sa, sb}, {sb, sa}} {
+		if _, err := b.db.OwnerPool.Exec(context.Background(), "REVOKE ALL ON SCHEMA "+g[1]+" FROM "+g[0]+"; REVOKE ALL ON "+g[1]+".users FROM "+g[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
