@@ -56,7 +56,7 @@ func DashboardPage(m Dashboard) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "<div class=\"mt-6 grid grid-cols-2 gap-3 sm:grid-cols-4 lg:grid-cols-8\"><a href=\"/admin/tenants\" class=\"col-span-2 rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200 hover:ring-brand-300\" data-testid=\"kpi-total\"><p class=\"text-xs font-medium uppercase tracking-wide text-slate-500\">Tenants</p><p class=\"mt-1 text-3xl font-semibold text-slate-900\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "<div class=\"mt-6 grid grid-cols-2 gap-3 sm:grid-cols-3 lg:grid-cols-9\"><a href=\"/admin/tenants\" class=\"col-span-2 rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200 hover:ring-brand-300 sm:col-span-3 lg:col-span-2\" data-testid=\"kpi-total\"><p class=\"text-xs font-medium uppercase tracking-wide text-slate-500\">Tenants</p><p class=\"mt-1 text-3xl font-semibold text-slate-900\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
