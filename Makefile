@@ -149,6 +149,7 @@ run: build
 	echo "   Tenantry:        http://$${TENANTRY_ADDR:-127.0.0.1:8080}"
 	echo "   Platform admin:  $$admin"
 	echo "   Executive:       $(DEMO_EXEC_EMAIL) / $(DEMO_PASSWORD)"
+	echo "   Tenant portal:   http://$${TENANTRY_ADDR:-127.0.0.1:8080}/t/acme-holdings/login  admin@acme-holdings.example / $(DEMO_PASSWORD)"
 	echo "   Database:        $$DATABASE_URL"
 	echo "   Stop with Ctrl-C."
 	echo "  =================================================================="

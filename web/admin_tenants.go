@@ -157,6 +157,10 @@ func (s *Server) renderTenant(c echo.Context, status int, tab string, after func
 		if m.Audit, err = s.auditPage(c, m.TabURL("audit"), &t.ID); err != nil {
 			return err
 		}
+	case "users":
+		if m.Users, err = s.tenantUsersTab(c, t); err != nil {
+			return err
+		}
 	case "api-keys":
 		if m.APIKeys, err = s.apiKeysTab(c, t); err != nil {
 			return err

@@ -20,16 +20,21 @@ type page struct {
 	Content templ.Component
 	// Fragment, when set, is what an htmx request gets instead of the whole page.
 	Fragment templ.Component
+	// Portal, when set, makes this a tenant portal page, rendered in the tenant's frame.
+	Portal *layouts.Portal
 }
 
 // render is the one way handlers answer with HTML: the fragment for htmx requests that asked
-// for part of a page, otherwise the full page in the signed-in or bare layout.
+// for part of a page, otherwise the full page in the signed-in, bare or tenant portal layout.
 func (s *Server) render(c echo.Context, status int, p page) error {
 	c.Response().Header().Add("Vary", "HX-Request")
 	if p.Fragment != nil && isFragmentRequest(c) {
 		return write(c, status, p.Fragment)
 	}
 	shell := s.shell(c, p.Title, p.Nav, p.Crumbs)
+	if p.Portal != nil {
+		return write(c, status, layouts.PortalPage(shell, *p.Portal, p.Content))
+	}
 	if shell.User == nil {
 		return write(c, status, layouts.Bare(shell, p.Content))
 	}

@@ -43,6 +43,7 @@ func (s *Server) routes() {
 	web.POST("/logout-all", s.signOutEverywhere, s.requireUser)
 	web.GET("/setup", s.setupForm)
 	web.POST("/setup", s.setup)
+	s.portalRoutes(web) // tenant portal: /t/{slug}/... and tenants' own host names (portal.go)
 
 	// Platform admin portal: signed in; executives may only read.
 	admin := web.Group("/admin", s.requireUser, s.readOnlyForExecutives)

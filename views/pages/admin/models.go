@@ -157,6 +157,7 @@ type TenantDetail struct {
 	Updated   string
 	Tab       string
 	Audit     AuditList
+	Users     TenantUsers
 }
 
 // TabURL is the address of a tab.
