@@ -165,6 +165,10 @@ func (s *Server) renderTenant(c echo.Context, status int, tab string, after func
 		if m.APIKeys, err = s.apiKeysTab(c, t); err != nil {
 			return err
 		}
+	case "security":
+		if m.Security, err = s.securityTab(c, t); err != nil {
+			return err
+		}
 	}
 	if after != nil {
 		after(&m)

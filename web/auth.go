@@ -37,7 +37,7 @@ func (s *Server) renderSignIn(c echo.Context, status int, m auth.SignIn) error {
 // signIn checks the credentials and starts a session.
 func (s *Server) signIn(c echo.Context) error {
 	email, next := c.FormValue("email"), safeNext(c.FormValue("next"))
-	u, err := s.users.SignIn(c.Request().Context(), email, c.FormValue("password"), c.RealIP())
+	u, err := s.users.SignIn(c.Request().Context(), email, c.FormValue("password"), clientAddr(c).String())
 	var throttled *identity.ThrottledError
 	switch {
 	case errors.As(err, &throttled):

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tenantry/tenantry/internal/apikeys"
+	"github.com/tenantry/tenantry/internal/credentials"
 	"github.com/tenantry/tenantry/internal/db"
 	"github.com/tenantry/tenantry/internal/identity"
 	"github.com/tenantry/tenantry/internal/isolation"
@@ -26,15 +27,18 @@ import (
 
 // Server holds the handlers' dependencies.
 type Server struct {
-	echo     *echo.Echo
-	log      *slog.Logger
-	db       *db.DB
-	users    *identity.Service
-	tenants  *tenant.Service
-	apiKeys  *apikeys.Service
-	sessions *sessions.CookieStore
-	metrics  *metrics
-	cssHref  string
+	echo    *echo.Echo
+	log     *slog.Logger
+	db      *db.DB
+	users   *identity.Service
+	tenants *tenant.Service
+	apiKeys *apikeys.Service
+	// keys and credentials are nil when the server runs without a master key (some CLI uses).
+	keys        *keys.Service
+	credentials *credentials.Service
+	sessions    *sessions.CookieStore
+	metrics     *metrics
+	cssHref     string
 
 	verifier          *isolation.Verifier
 	isolationInterval time.Duration
@@ -61,6 +65,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		users:   identity.NewService(cfg.DB.App),
 		tenants: tenant.NewService(cfg.DB, cfg.Log, tenant.WithKeys(cfg.Keys)),
 		apiKeys: apikeys.NewService(cfg.DB),
+		keys:    cfg.Keys,
 
 		verifier:          isolation.New(cfg.DB, cfg.Log),
 		isolationInterval: cfg.IsolationInterval,
@@ -69,6 +74,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.isolationInterval = time.Hour
 	}
 	s.verifier.Add(s.IsolationProbes()...)
+	if cfg.Keys != nil {
+		s.credentials = credentials.NewService(cfg.DB, cfg.Keys)
+	}
 	key := cfg.SessionKey
 	if len(key) == 0 {
 		var err error

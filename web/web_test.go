@@ -37,9 +37,13 @@ func setup(t testing.TB) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv)
+	return &testBundle{db: d, ts: newTestServer(t, srv), users: identity.NewService(d.App)}
+}
+
+func newTestServer(t testing.TB, h http.Handler) *httptest.Server {
+	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
-	return &testBundle{db: d, ts: ts, users: identity.NewService(d.App)}
+	return ts
 }
 
 // user creates a platform user with a unique e-mail.

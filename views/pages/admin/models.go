@@ -138,6 +138,7 @@ var TenantTabs = []Tab{
 	{"quotas", "Quotas"},
 	{"users", "Users"},
 	{"api-keys", "API keys"},
+	{"security", "Security"},
 	{"audit", "Audit"},
 	{"lifecycle", "Lifecycle"},
 }
@@ -153,6 +154,7 @@ type TenantDetail struct {
 	Ancestors []Link
 	Children  []Link
 	APIKeys   APIKeys
+	Security  Security
 	Created   string
 	Updated   string
 	Tab       string
