@@ -18,6 +18,7 @@ import (
 
 	"github.com/tenantry/tenantry/internal/audit"
 	"github.com/tenantry/tenantry/internal/config"
+	"github.com/tenantry/tenantry/internal/credentials"
 	"github.com/tenantry/tenantry/internal/db"
 	"github.com/tenantry/tenantry/internal/demo"
 	"github.com/tenantry/tenantry/internal/identity"
@@ -219,6 +220,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 
 	keySvc := keys.NewService(d.App, master)
+	// Every owner of data encrypted with tenant keys, so rotations re-encrypt it.
+	keySvc.RegisterReencrypter("credentials", credentials.NewService(d, keySvc))
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &identity.PruneAttemptsWorker{Service: users})
 	river.AddWorker(workers, &tenant.FinishProvisioningWorker{Service: tenant.NewService(d, log, tenant.WithKeys(keySvc))})
