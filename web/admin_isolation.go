@@ -11,9 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
 	"github.com/tenantry/tenantry/internal/apikeys"
+	"github.com/tenantry/tenantry/internal/db"
 	"github.com/tenantry/tenantry/internal/isolation"
 	"github.com/tenantry/tenantry/views/layouts"
 	"github.com/tenantry/tenantry/views/pages/admin"
@@ -88,7 +90,42 @@ func (s *Server) isolationRun(c echo.Context) error {
 // IsolationProbes are the verifier's probes over HTTP: requests go through the whole server
 // (middleware, authentication, handlers) in process, as a client's would.
 func (s *Server) IsolationProbes() []isolation.Probe {
-	return []isolation.Probe{{Name: "http: A's API key used as B's", Try: s.probeAPIKey}}
+	return []isolation.Probe{
+		{Name: "http: A's API key used as B's", Try: s.probeAPIKey},
+		{Name: "http: A's portal session on B's portal", Try: s.probePortalSession},
+	}
+}
+
+// probePortalSession forges the most dangerous cookie there is: a portal session bound to A
+// that names one of B's own users (ids restart at 1 in every schema). B's portal must answer
+// with its sign-in page, never with B's signed-in page.
+func (s *Server) probePortalSession(ctx context.Context, a, b int64) error {
+	var bSlug string
+	if err := s.db.App.WithContext(ctx).Table("tenantry.tenants").Where("id = ?", b).Pluck("slug", &bSlug).Error; err != nil || bSlug == "" {
+		return fmt.Errorf("tenant %d not found: %v", b, err)
+	}
+	uid, epoch := int64(1), 1
+	row := s.db.OwnerPool.QueryRow(ctx, "SELECT id, session_epoch FROM "+db.TenantSchema(b)+".users ORDER BY id LIMIT 1")
+	if err := row.Scan(&uid, &epoch); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("read tenant %d's users: %v", b, err)
+	}
+	mint := httptest.NewRecorder()
+	mc := s.echo.NewContext(httptest.NewRequestWithContext(ctx, http.MethodGet, "/", nil), mint)
+	if err := s.startPortalSession(mc, a, map[any]any{keyPortalUser: uid, keyPortalEpoch: epoch}); err != nil {
+		return fmt.Errorf("mint a session: %v", err)
+	}
+	req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/t/"+bSlug, nil)
+	req.RemoteAddr = "127.0.0.1:1"
+	for _, ck := range mint.Result().Cookies() {
+		req.AddCookie(ck)
+	}
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	body := rec.Body.String()
+	if strings.Contains(body, `data-testid="portal-me"`) || strings.Contains(body, `data-testid="portal-users"`) {
+		return fmt.Errorf("tenant %d's portal session opened tenant %d's portal (status %d)", a, b, rec.Code)
+	}
+	return nil
 }
 
 // probeAPIKey issues a temporary key for A, checks that it answers as A and that the same secret

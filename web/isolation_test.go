@@ -8,7 +8,12 @@ import (
 	"testing"
 
 	"github.com/tenantry/tenantry/internal/db"
+	"github.com/tenantry/tenantry/internal/db/dbtest"
 	"github.com/tenantry/tenantry/internal/identity"
+	"github.com/tenantry/tenantry/internal/isolation"
+	"github.com/tenantry/tenantry/internal/tenant"
+	"github.com/tenantry/tenantry/internal/tenantauth"
+	"github.com/tenantry/tenantry/web"
 )
 
 func TestIsolationPage(t *testing.T) {
@@ -74,5 +79,40 @@ func TestIsolationPage(t *testing.T) {
 	_, body = c.get("/admin")
 	if alert := parse(t, body).Find(`[data-testid="isolation-alert"]`).Text(); !strings.Contains(alert, "BREACH") {
 		t.Fatalf("dashboard alert = %q", alert)
+	}
+}
+
+// The portal-session probe passes across tenants and, to show it can fail, reports a session
+// that does open a portal (its own tenant's).
+func TestPortalSessionProbe(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	ts := tenant.NewService(b.db, dbtest.Logger(t))
+	var ids []int64
+	for _, slug := range []string{"probe-a", "probe-b"} {
+		tn, err := ts.Create(ctx, "test", tenant.NewTenant{Slug: slug, Name: slug, PlanKey: "free"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tenantauth.NewService(b.db).CreateUser(ctx, tn.ID, "test", tenantauth.NewUser{Email: "boss@" + slug + ".example", Name: "Boss", Role: tenantauth.RoleAdmin, Password: password}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tn.ID)
+	}
+	srv, err := web.New(ctx, web.Config{DB: b.db, Log: dbtest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var probe isolation.Probe
+	for _, p := range srv.IsolationProbes() {
+		if strings.Contains(p.Name, "portal session") {
+			probe = p
+		}
+	}
+	if err := probe.Try(ctx, ids[0], ids[1]); err != nil {
+		t.Fatalf("across tenants: %v", err)
+	}
+	if err := probe.Try(ctx, ids[1], ids[1]); err == nil {
+		t.Fatal("a session bound to the tenant itself opened its portal, yet the probe saw nothing: it cannot detect a leak")
 	}
 }

@@ -33,14 +33,14 @@ func IsolationPage(m Isolation) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<div class=\"flex flex-wrap items-end justify-between gap-3\"><div><h1 class=\"text-2xl font-semibold text-slate-900\">Isolation</h1><p class=\"mt-1 max-w-prose text-sm text-slate-600\">The verifier samples pairs of tenants and tries every way from one into the other — the ORM with the wrong tenant, SQL under the tenant's own role against the other schema, control-plane rows under row-level security, and the API with one tenant's key — expecting each attempt to be refused. It runs every ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<div class=\"flex flex-wrap items-end justify-between gap-3\"><div><h1 class=\"text-2xl font-semibold text-slate-900\">Isolation</h1><p class=\"mt-1 max-w-prose text-sm text-slate-600\">The verifier samples pairs of tenants and tries every way from one into the other — the ORM with the wrong tenant, SQL under the tenant's own role against the other schema, control-plane rows under row-level security, the API with one tenant's key and the portal with one tenant's session — expecting each attempt to be refused. It runs every ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		var templ_7745c5c3_Var2 string
 		templ_7745c5c3_Var2, templ_7745c5c3_Err = templ.JoinStringErrs(m.Interval)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/pages/admin/isolation.templ`, Line: 15, Col: 326}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/pages/admin/isolation.templ`, Line: 15, Col: 363}
 		}
 		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var2))
 		if templ_7745c5c3_Err != nil {
