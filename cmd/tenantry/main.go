@@ -36,7 +36,7 @@ Commands:
   seed --demo        add demo tenants and users (idempotent); --if-empty: only into an empty registry
   serve              serve the portal, the API and the background jobs
   verify-isolation   probe sampled tenant pairs across every access path; exits non-zero on a breach
-  verify-audit       re-check the platform audit hash chain; exits non-zero when it is broken
+  verify-audit       re-check the platform audit chain and every tenant's own chain; non-zero when one is broken
   gen-master-key F   write a new random master key to file F (mode 0600; never overwrites)
 
 Configuration is read from the environment; see README.md.
@@ -173,11 +173,37 @@ func verifyAudit(ctx context.Context, cfg config.Config, log *slog.Logger) error
 		return err
 	}
 	defer d.Close()
+	var broken []string
 	n, err := audit.Verify(ctx, d.App)
 	if err != nil {
-		return fmt.Errorf("platform audit chain: %w (after %d intact events)", err, n)
+		broken = append(broken, fmt.Sprintf("platform: %v (after %d intact events)", err, n))
+	} else {
+		fmt.Printf("platform audit chain: %d events, intact\n", n)
 	}
-	fmt.Printf("platform audit chain: %d events, intact\n", n)
+	var tenants []struct {
+		ID   int64
+		Slug string
+	}
+	if err := d.App.WithContext(ctx).Raw(`SELECT t.id, t.slug FROM tenantry.tenants t
+		WHERE EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = 't_' || t.id) ORDER BY t.id`).Scan(&tenants).Error; err != nil {
+		return err
+	}
+	events := 0
+	for _, t := range tenants {
+		n, err := audit.VerifyTenant(ctx, d, t.ID)
+		if err != nil {
+			broken = append(broken, fmt.Sprintf("tenant %s: %v (after %d intact events)", t.Slug, err, n))
+			continue
+		}
+		events += n
+	}
+	fmt.Printf("tenant audit chains: %d tenants, %d events, %d broken\n", len(tenants), events, len(broken))
+	if len(broken) > 0 {
+		for _, b := range broken {
+			fmt.Println("BROKEN", b)
+		}
+		return fmt.Errorf("%d audit chain(s) broken", len(broken))
+	}
 	return nil
 }
 
