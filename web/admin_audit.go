@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/tenantry/tenantry/internal/audit"
+	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/views/pages/admin"
 )
 
@@ -65,4 +66,45 @@ func (s *Server) chainStatus(c echo.Context) admin.Chain {
 	default:
 		return admin.Chain{OK: true, Message: "Hash chain verified: all " + strconv.Itoa(n) + " events are intact.", Checked: time.Now().UTC().Format("15:04:05 MST")}
 	}
+}
+
+// tenantTrail loads the newest events of the tenant's own chain and verifies the chain.
+func (s *Server) tenantTrail(c echo.Context, t tenant.Tenant) (admin.TenantTrail, error) {
+	tr := admin.TenantTrail{VerifyURL: "/admin/tenants/" + t.Slug + "/audit/verify", Chain: s.tenantChainStatus(c, t)}
+	events, err := audit.ListTenant(c.Request().Context(), s.db, t.ID, 20)
+	if err != nil {
+		if isMissingPlane(err) { // purged or still provisioning: no schema, no chain
+			return tr, nil
+		}
+		return tr, err
+	}
+	for _, e := range events {
+		tr.Rows = append(tr.Rows, auditRow(audit.Event{ID: e.ID, Actor: e.Actor, Action: e.Action, Target: e.Target, Detail: e.Detail, CreatedAt: e.CreatedAt}))
+	}
+	return tr, nil
+}
+
+func (s *Server) tenantChainStatus(c echo.Context, t tenant.Tenant) admin.Chain {
+	checked := time.Now().UTC().Format("15:04:05 MST")
+	n, err := audit.VerifyTenant(c.Request().Context(), s.db, t.ID)
+	switch {
+	case errors.Is(err, audit.ErrChainBroken):
+		return admin.Chain{OK: false, Message: "The tenant's chain is broken: " + err.Error() + ".", Checked: checked}
+	case isMissingPlane(err):
+		return admin.Chain{OK: true, Message: "This tenant has no schema, so no chain of its own.", Checked: checked}
+	case err != nil:
+		s.log.Error("verify tenant chain", "id", requestID(c), "tenant", t.ID, "err", err)
+		return admin.Chain{OK: false, Message: "The chain could not be checked right now; try again.", Checked: checked}
+	default:
+		return admin.Chain{OK: true, Message: "Tenant chain verified: all " + strconv.Itoa(n) + " events are intact.", Checked: checked}
+	}
+}
+
+// tenantAuditVerify re-checks the tenant's own chain (htmx).
+func (s *Server) tenantAuditVerify(c echo.Context) error {
+	t, err := s.tenants.Get(c.Request().Context(), c.Param("slug"))
+	if err != nil {
+		return err
+	}
+	return write(c, http.StatusOK, admin.ChainStatus(s.tenantChainStatus(c, t)))
 }

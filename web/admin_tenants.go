@@ -157,6 +157,9 @@ func (s *Server) renderTenant(c echo.Context, status int, tab string, after func
 		if m.Audit, err = s.auditPage(c, m.TabURL("audit"), &t.ID); err != nil {
 			return err
 		}
+		if m.TenantTrail, err = s.tenantTrail(c, t); err != nil {
+			return err
+		}
 	case "users":
 		if m.Users, err = s.tenantUsersTab(c, t); err != nil {
 			return err

@@ -116,3 +116,30 @@ func TestPortalSessionProbe(t *testing.T) {
 		t.Fatal("a session bound to the tenant itself opened its portal, yet the probe saw nothing: it cannot detect a leak")
 	}
 }
+
+func TestTenantTrailOnAuditTab(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	admin := b.user(t, identity.RoleAdmin)
+	c := b.client(t)
+	c.signIn(admin.Email)
+	tn, err := tenant.NewService(b.db, dbtest.Logger(t)).Create(ctx, "test", tenant.NewTenant{Slug: "trail-co", Name: "Trail Co", PlanKey: "free"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tenantauth.NewService(b.db).CreateUser(ctx, tn.ID, "test", tenantauth.NewUser{Email: "x@trail.example", Name: "X", Role: tenantauth.RoleAdmin, Password: password}); err != nil {
+		t.Fatal(err)
+	}
+	_, body := c.get("/admin/tenants/trail-co/audit")
+	doc := parse(t, body)
+	if doc.Find(`[data-testid="tenant-trail-row"]`).Length() < 1 || doc.Find(`[data-testid="tenant-trail"] [data-testid="chain-status"][data-ok="true"]`).Length() != 1 {
+		t.Fatalf("tenant trail not shown as intact:\n%s", doc.Find(`[data-testid="tenant-trail"]`).Text())
+	}
+	if _, err := b.db.OwnerPool.Exec(ctx, "UPDATE "+db.TenantSchema(tn.ID)+".audit_events SET actor = 'mallory'"); err != nil {
+		t.Fatal(err)
+	}
+	_, body = c.do(http.MethodGet, "/admin/tenants/trail-co/audit/verify", nil, http.Header{"Hx-Request": {"true"}})
+	if d := parse(t, body); d.Find(`[data-testid="chain-status"][data-ok="false"]`).Length() != 1 || !strings.Contains(d.Text(), "at event") {
+		t.Fatalf("tampered tenant chain not reported: %s", body)
+	}
+}

@@ -61,6 +61,7 @@ func (s *Server) routes() {
 	admin.POST("/tenants/:slug/keys/rotate", s.tenantKeyRotate)
 	admin.GET("/tenants/:slug/keys/rotation", s.tenantKeyRotation)
 	admin.POST("/tenants/:slug/credentials", s.tenantCredentialSet)
+	admin.GET("/tenants/:slug/audit/verify", s.tenantAuditVerify)
 	admin.GET("/audit", s.auditList)
 	admin.GET("/audit.csv", s.auditCSV)
 	admin.GET("/audit/verify", s.auditVerify)

@@ -1,5 +1,12 @@
 package admin
 
+// TenantTrail is the newest events of a tenant's own audit chain and the chain's status.
+type TenantTrail struct {
+	VerifyURL string
+	Chain     Chain
+	Rows      []AuditRow
+}
+
 // IsolationRun is one verifier run as the Isolation page lists it.
 type IsolationRun struct {
 	ID       int64

@@ -154,12 +154,14 @@ type TenantDetail struct {
 	Ancestors []Link
 	Children  []Link
 	APIKeys   APIKeys
-	Security  Security
-	Created   string
-	Updated   string
-	Tab       string
-	Audit     AuditList
-	Users     TenantUsers
+	// TenantTrail is the tenant's own audit chain (sign-ins, users, act-as), on the Audit tab.
+	TenantTrail TenantTrail
+	Security    Security
+	Created     string
+	Updated     string
+	Tab         string
+	Audit       AuditList
+	Users       TenantUsers
 }
 
 // TabURL is the address of a tab.
