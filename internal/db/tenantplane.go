@@ -34,7 +34,7 @@ func (d *DB) EnsureTenantPlane(ctx context.Context, tenantID int64, log *slog.Lo
 		}
 		d.plane = m
 	}
-	return d.plane.migrate(ctx, tenantID)
+	return d.plane.migrate(ctx, tenantID, true)
 }
 
 // MigrateTenants brings every existing tenant schema to the latest tenant migration, reporting
@@ -62,7 +62,7 @@ func (d *DB) MigrateTenantsWith(ctx context.Context, log *slog.Logger, fsys fs.F
 	}
 	defer m.Close()
 	for i, id := range ids {
-		if err := m.migrate(ctx, id); err != nil {
+		if err := m.migrate(ctx, id, false); err != nil {
 			return i, fmt.Errorf("tenant %d: %w", id, err)
 		}
 		if (i+1)%100 == 0 || i+1 == len(ids) {
@@ -134,41 +134,44 @@ func (d *DB) newTenantMigrator(ctx context.Context, log *slog.Logger, fsys fs.FS
 
 func (m *tenantMigrator) Close() error { return m.db.Close() }
 
-func (m *tenantMigrator) migrate(ctx context.Context, tenantID int64) (err error) {
+// migrate brings one tenant's schema to the latest tenant migration; with create it first
+// creates (or repairs) the role, the schema and their privileges. Everything runs on the one
+// connection of the migrator (MaxOpenConns 1), so the session lock and search_path set here apply
+// to every statement goose runs.
+func (m *tenantMigrator) migrate(ctx context.Context, tenantID int64, create bool) (err error) {
 	schema := TenantSchema(tenantID)
 	ident := pgx.Identifier{schema}.Sanitize()
-	// One connection (MaxOpenConns 1): the session lock and search_path apply to every statement
-	// goose runs below.
-	if _, err := m.db.ExecContext(ctx, "SELECT pg_advisory_lock($1)", tenantLockKey(tenantID)); err != nil {
-		return err
+	prepare := []string{fmt.Sprintf("SELECT pg_advisory_lock(%d)", tenantLockKey(tenantID))}
+	if create {
+		prepare = append(prepare,
+			// INHERIT: the tenant role holds tenant_base's narrow, row-level-secured view of the
+			// control plane. The app role is NOINHERIT, so being a member of t_<id> gives it nothing.
+			createRole(schema, "NOLOGIN INHERIT"),
+			"ALTER ROLE "+ident+" INHERIT",
+			"GRANT tenant_base TO "+ident,
+			"GRANT "+ident+" TO "+AppRole,
+			"CREATE SCHEMA IF NOT EXISTS "+ident+" AUTHORIZATION "+OwnerRole,
+			"REVOKE ALL ON SCHEMA "+ident+" FROM PUBLIC",
+			"GRANT USAGE ON SCHEMA "+ident+" TO "+ident,
+			// Types and operators of the extensions (citext, ltree) live in the tenantry schema.
+			"GRANT USAGE ON SCHEMA tenantry TO "+ident,
+			"ALTER DEFAULT PRIVILEGES IN SCHEMA "+ident+" GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO "+ident,
+			"ALTER DEFAULT PRIVILEGES IN SCHEMA "+ident+" GRANT USAGE, SELECT ON SEQUENCES TO "+ident)
 	}
-	defer func() {
-		_, uerr := m.db.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", tenantLockKey(tenantID))
-		if err == nil {
-			err = uerr
-		}
-	}()
-	prepare := []string{
-		// INHERIT: the tenant role holds tenant_base's narrow, row-level-secured view of the
-		// control plane. The app role is NOINHERIT, so being a member of t_<id> gives it nothing.
-		createRole(schema, "NOLOGIN INHERIT"),
-		"ALTER ROLE " + ident + " INHERIT",
-		"GRANT tenant_base TO " + ident,
-		"GRANT " + ident + " TO " + AppRole,
-		"CREATE SCHEMA IF NOT EXISTS " + ident + " AUTHORIZATION " + OwnerRole,
-		"REVOKE ALL ON SCHEMA " + ident + " FROM PUBLIC",
-		"GRANT USAGE ON SCHEMA " + ident + " TO " + ident,
-		// Types and operators of the extensions (citext, ltree) live in the tenantry schema.
-		"GRANT USAGE ON SCHEMA tenantry TO " + ident,
-		"ALTER DEFAULT PRIVILEGES IN SCHEMA " + ident + " GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO " + ident,
-		"ALTER DEFAULT PRIVILEGES IN SCHEMA " + ident + " GRANT USAGE, SELECT ON SEQUENCES TO " + ident,
-		"SET search_path TO " + ident + ", tenantry, public",
-	}
+	prepare = append(prepare, "SET search_path TO "+ident+", tenantry, public")
 	// One round trip: without arguments the statements go as one simple-protocol batch.
 	if _, err := m.db.ExecContext(ctx, strings.Join(prepare, ";\n")); err != nil {
+		// The batch is one implicit transaction, so SET search_path rolled back with it; a session
+		// advisory lock does not, so release it.
+		_, _ = m.db.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("SELECT pg_advisory_unlock(%d)", tenantLockKey(tenantID)))
 		return fmt.Errorf("%s: prepare schema and role: %w", schema, err)
 	}
-	defer m.db.ExecContext(context.WithoutCancel(ctx), "SET search_path TO tenantry, public")
+	finish := []string{"SET search_path TO tenantry, public", fmt.Sprintf("SELECT pg_advisory_unlock(%d)", tenantLockKey(tenantID))}
+	defer func() {
+		if _, ferr := m.db.ExecContext(context.WithoutCancel(ctx), strings.Join(finish, ";\n")); err == nil {
+			err = ferr
+		}
+	}()
 	p, err := goose.NewProvider(goose.DialectPostgres, m.db, m.fs,
 		goose.WithTableName(schema+".goose_db_version"), goose.WithDisableGlobalRegistry(true))
 	if err != nil {
@@ -181,9 +184,11 @@ func (m *tenantMigrator) migrate(ctx context.Context, tenantID int64) (err error
 	for _, r := range results {
 		m.log.Debug("applied migration", "plane", "tenant", "schema", schema, "version", r.Source.Version, "took", r.Duration)
 	}
-	// The tenant's audit trail is append-only for the tenant role too.
-	_, err = m.db.ExecContext(ctx, "REVOKE UPDATE, DELETE, TRUNCATE ON "+ident+".audit_events FROM "+ident)
-	return err
+	if create || len(results) > 0 {
+		// The tenant's audit trail is append-only for the tenant role too.
+		finish = append([]string{"REVOKE UPDATE, DELETE, TRUNCATE ON " + ident + ".audit_events FROM " + ident}, finish...)
+	}
+	return nil
 }
 
 // tenantLockKey is the advisory lock serialising DDL on one tenant's plane.
