@@ -32,14 +32,14 @@ func (s *Server) auditCSV(c echo.Context) error {
 	h.Set(echo.HeaderContentDisposition, `attachment; filename="`+name+"-"+time.Now().UTC().Format("20060102-150405")+`.csv"`)
 	c.Response().WriteHeader(http.StatusOK)
 	w := csv.NewWriter(c.Response())
-	_ = w.Write([]string{"id", "time", "tenant_id", "actor", "action", "target", "detail", "prev_hash", "hash"})
+	_ = w.Write([]string{"id", "time", "tenant_id", "actor", "action", "target", "detail", "request_id", "source_addr", "prev_hash", "hash"})
 	err := audit.Each(c.Request().Context(), s.db.App, q, func(e audit.Event) error {
 		tenant := ""
 		if e.TenantID != nil {
 			tenant = strconv.FormatInt(*e.TenantID, 10)
 		}
 		return w.Write([]string{strconv.FormatInt(e.ID, 10), e.CreatedAt.UTC().Format(time.RFC3339Nano), tenant, e.Actor, e.Action,
-			e.Target, string(e.Detail), hex.EncodeToString(e.PrevHash), hex.EncodeToString(e.Hash)})
+			e.Target, string(e.Detail), e.RequestID, e.SourceAddr, hex.EncodeToString(e.PrevHash), hex.EncodeToString(e.Hash)})
 	})
 	w.Flush()
 	if err != nil { // the status line is gone; cut the file short and log
@@ -79,7 +79,8 @@ func (s *Server) tenantTrail(c echo.Context, t tenant.Tenant) (admin.TenantTrail
 		return tr, err
 	}
 	for _, e := range events {
-		tr.Rows = append(tr.Rows, auditRow(audit.Event{ID: e.ID, Actor: e.Actor, Action: e.Action, Target: e.Target, Detail: e.Detail, CreatedAt: e.CreatedAt}))
+		tr.Rows = append(tr.Rows, auditRow(audit.Event{ID: e.ID, Actor: e.Actor, Action: e.Action, Target: e.Target, Detail: e.Detail,
+			RequestID: e.RequestID, SourceAddr: e.SourceAddr, CreatedAt: e.CreatedAt}))
 	}
 	return tr, nil
 }

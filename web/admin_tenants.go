@@ -221,6 +221,10 @@ func auditRow(e audit.Event) admin.AuditRow {
 	if detail == "{}" {
 		detail = ""
 	}
-	return admin.AuditRow{ID: e.ID, When: e.CreatedAt.Format(dateFormat + " 15:04:05 MST"), Actor: e.Actor,
+	row := admin.AuditRow{ID: e.ID, When: e.CreatedAt.Format(dateFormat + " 15:04:05 MST"), Actor: e.Actor,
 		Action: e.Action, Target: e.Target, Detail: detail}
+	if e.SourceAddr != "" || e.RequestID != "" {
+		row.Origin = "from " + e.SourceAddr + ", request " + e.RequestID
+	}
+	return row
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/tenantry/tenantry/internal/audit"
 )
 
 // csrf protects every state-changing request. Browsers that send Sec-Fetch-Site are checked on
@@ -72,6 +74,16 @@ func (s *Server) logRequests() echo.MiddlewareFunc {
 			s.log.Log(c.Request().Context(), level, "request", attrs...)
 			return nil
 		}
+	}
+}
+
+// auditOrigin puts the request id and the client's address in the request's context, so every
+// audit event a request causes says where it came from.
+func auditOrigin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		c.SetRequest(r.WithContext(audit.WithOrigin(r.Context(), audit.Origin{RequestID: requestID(c), SourceAddr: clientAddr(c).String()})))
+		return next(c)
 	}
 }
 

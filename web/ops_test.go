@@ -203,6 +203,10 @@ func TestAuditExportAndVerify(t *testing.T) {
 	if len(rows) != 3 || rows[0][4] != "action" || rows[1][4] != "tenant.created" || rows[2][4] != "tenant.activated" || rows[1][5] != "export-co" {
 		t.Fatalf("tenant export rows = %v", rows)
 	}
+	// The creation came over HTTP: it names its request and the client's address.
+	if rows[0][7] != "request_id" || rows[1][7] == "" || rows[1][8] != "127.0.0.1" {
+		t.Fatalf("origin of the creation = %q from %q", rows[1][7], rows[1][8])
+	}
 	_, all := c.get("/admin/audit.csv?q=export-co")
 	if n := strings.Count(all, "\n"); n != 3 {
 		t.Fatalf("platform export filtered by search has %d lines, want 3:\n%s", n, all)

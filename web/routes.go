@@ -14,6 +14,7 @@ func (s *Server) routes() {
 	e := s.echo
 	e.Use(
 		middleware.RequestID(),
+		auditOrigin,
 		s.metrics.middleware(),
 		s.logRequests(),
 		s.recoverPanics(),

@@ -19,15 +19,18 @@ import (
 
 // Event is one recorded change.
 type Event struct {
-	ID        int64
-	TenantID  *int64
-	Actor     string
-	Action    string
-	Target    string
-	Detail    json.RawMessage `gorm:"type:jsonb"`
-	CreatedAt time.Time
-	PrevHash  []byte
-	Hash      []byte
+	ID       int64
+	TenantID *int64
+	Actor    string
+	Action   string
+	Target   string
+	Detail   json.RawMessage `gorm:"type:jsonb"`
+	// RequestID and SourceAddr say where the change came from (empty for jobs and the CLI).
+	RequestID  string
+	SourceAddr string
+	CreatedAt  time.Time
+	PrevHash   []byte
+	Hash       []byte
 }
 
 // TableName places events in the control plane.
@@ -52,6 +55,9 @@ func Record(tx *gorm.DB, e Event) error {
 	err := tx.Raw("SELECT hash FROM tenantry.audit_events ORDER BY id DESC LIMIT 1").Row().Scan(&prev)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("audit: read chain head: %w", err)
+	}
+	if o := originFrom(tx.Statement.Context); e.RequestID == "" && e.SourceAddr == "" {
+		e.RequestID, e.SourceAddr = o.RequestID, o.SourceAddr
 	}
 	e.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
 	e.PrevHash = prev
@@ -84,6 +90,9 @@ func hash(e Event) []byte {
 	canon, _ := json.Marshal(detail)
 	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00", tenant, e.Actor, e.Action, e.Target, e.CreatedAt.UTC().Format(time.RFC3339Nano))
 	h.Write(canon)
+	if e.RequestID != "" || e.SourceAddr != "" { // events without an origin keep their original hash
+		fmt.Fprintf(h, "\x00%s\x00%s", e.RequestID, e.SourceAddr)
+	}
 	return h.Sum(nil)
 }
 

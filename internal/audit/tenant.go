@@ -17,14 +17,17 @@ import (
 // It is chained exactly like the platform trail; the hash also covers the tenant's id, so an
 // event copied into another tenant's trail does not verify there.
 type TenantEvent struct {
-	ID        int64
-	Actor     string
-	Action    string
-	Target    string
-	Detail    json.RawMessage `gorm:"type:jsonb"`
-	CreatedAt time.Time
-	PrevHash  []byte
-	Hash      []byte
+	ID     int64
+	Actor  string
+	Action string
+	Target string
+	Detail json.RawMessage `gorm:"type:jsonb"`
+	// RequestID and SourceAddr say where the change came from.
+	RequestID  string
+	SourceAddr string
+	CreatedAt  time.Time
+	PrevHash   []byte
+	Hash       []byte
 }
 
 // TableName is the tenant schema's audit_events (the tenantscope plugin qualifies it).
@@ -56,6 +59,9 @@ func RecordTenant(tx *gorm.DB, e TenantEvent) error {
 	e.PrevHash = []byte{}
 	if len(head) == 1 {
 		e.PrevHash = head[0].Hash
+	}
+	if o := originFrom(ctx); e.RequestID == "" && e.SourceAddr == "" {
+		e.RequestID, e.SourceAddr = o.RequestID, o.SourceAddr
 	}
 	e.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
 	e.Hash = tenantHash(tenantID, e)
@@ -104,7 +110,7 @@ func ListTenant(ctx context.Context, d *db.DB, tenantID int64, limit int) ([]Ten
 // tenantHash is the platform chain's hash with the tenant's id in place of the optional one.
 func tenantHash(tenantID int64, e TenantEvent) []byte {
 	return hash(Event{TenantID: &tenantID, Actor: e.Actor, Action: e.Action, Target: e.Target,
-		Detail: e.Detail, CreatedAt: e.CreatedAt, PrevHash: e.PrevHash})
+		Detail: e.Detail, RequestID: e.RequestID, SourceAddr: e.SourceAddr, CreatedAt: e.CreatedAt, PrevHash: e.PrevHash})
 }
 
 func tenantChainLock(tenantID int64) int64 {

@@ -180,6 +180,8 @@ type AuditRow struct {
 	Action string
 	Target string
 	Detail string
+	// Origin is the request id and client address, when the change came over HTTP.
+	Origin string
 }
 
 // AuditList is a page of audit events with its search.
