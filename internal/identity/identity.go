@@ -118,27 +118,33 @@ func (s *Service) List(ctx context.Context) ([]User, error) {
 	return us, err
 }
 
-func validate(n *NewUser) error {
-	errs := validation.Errors{}
-	n.Email = strings.ToLower(strings.TrimSpace(n.Email))
-	n.Name = strings.TrimSpace(n.Name)
-	if n.Email == "" {
+// ValidatePerson checks the fields every user account has, platform or tenant: it normalises
+// email and name in place and records problems at the fields "email", "name" and "password".
+func ValidatePerson(errs validation.Errors, email, name *string, password string) {
+	*email = strings.ToLower(strings.TrimSpace(*email))
+	*name = strings.TrimSpace(*name)
+	if *email == "" {
 		errs.Add("email", "Enter an e-mail address.")
-	} else if a, err := mail.ParseAddress(n.Email); err != nil || a.Address != n.Email {
+	} else if a, err := mail.ParseAddress(*email); err != nil || a.Address != *email || len(*email) > 254 {
 		errs.Add("email", "Enter a valid e-mail address, like name@example.com.")
 	}
-	if n.Name == "" {
+	if *name == "" {
 		errs.Add("name", "Enter a name.")
-	} else if len(n.Name) > 200 {
+	} else if len([]rune(*name)) > 200 {
 		errs.Add("name", "Use at most 200 characters.")
 	}
+	if len(password) < MinPasswordLength {
+		errs.Add("password", fmt.Sprintf("Use at least %d characters.", MinPasswordLength))
+	} else if len(password) > 256 {
+		errs.Add("password", "Use at most 256 characters.")
+	}
+}
+
+func validate(n *NewUser) error {
+	errs := validation.Errors{}
+	ValidatePerson(errs, &n.Email, &n.Name, n.Password)
 	if n.Role != RoleAdmin && n.Role != RoleExecutive {
 		errs.Add("role", "Choose admin or executive.")
-	}
-	if len(n.Password) < MinPasswordLength {
-		errs.Add("password", fmt.Sprintf("Use at least %d characters.", MinPasswordLength))
-	} else if len(n.Password) > 256 {
-		errs.Add("password", "Use at most 256 characters.")
 	}
 	return errs.Err()
 }

@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/mail"
 	"net/netip"
 	"slices"
 	"strings"
@@ -158,25 +157,9 @@ type NewUser struct {
 
 func validate(n *NewUser) error {
 	errs := validation.Errors{}
-	n.Email = strings.ToLower(strings.TrimSpace(n.Email))
-	n.Name = strings.TrimSpace(n.Name)
-	if n.Email == "" {
-		errs.Add("email", "Enter an e-mail address.")
-	} else if a, err := mail.ParseAddress(n.Email); err != nil || a.Address != n.Email || len(n.Email) > 254 {
-		errs.Add("email", "Enter a valid e-mail address, like name@example.com.")
-	}
-	if n.Name == "" {
-		errs.Add("name", "Enter a name.")
-	} else if len([]rune(n.Name)) > 200 {
-		errs.Add("name", "Use at most 200 characters.")
-	}
+	identity.ValidatePerson(errs, &n.Email, &n.Name, n.Password)
 	if n.Role != RoleAdmin && n.Role != RoleMember {
 		errs.Add("role", "Choose admin or member.")
-	}
-	if len(n.Password) < MinPasswordLength {
-		errs.Add("password", fmt.Sprintf("Use at least %d characters.", MinPasswordLength))
-	} else if len(n.Password) > 256 {
-		errs.Add("password", "Use at most 256 characters.")
 	}
 	return errs.Err()
 }
