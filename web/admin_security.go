@@ -77,6 +77,14 @@ func keyStatus(st keys.Status) *admin.KeyStatus {
 	return ks
 }
 
+// keyedTenant is the tenant named by :slug, for handlers that need tenant encryption.
+func (s *Server) keyedTenant(c echo.Context) (tenant.Tenant, error) {
+	if s.keys == nil {
+		return tenant.Tenant{}, errNoKeys
+	}
+	return s.tenants.Get(c.Request().Context(), c.Param("slug"))
+}
+
 // tenantNetworkSave changes the tenant's IP allowlist and host name.
 func (s *Server) tenantNetworkSave(c echo.Context) error {
 	u, _ := currentUser(c)
@@ -96,11 +104,8 @@ func (s *Server) tenantNetworkSave(c echo.Context) error {
 
 // tenantKeyRotate starts a rotation of the tenant's key.
 func (s *Server) tenantKeyRotate(c echo.Context) error {
-	if s.keys == nil {
-		return errNoKeys
-	}
 	ctx := c.Request().Context()
-	t, err := s.tenants.Get(ctx, c.Param("slug"))
+	t, err := s.keyedTenant(c)
 	if err != nil {
 		return err
 	}
@@ -118,11 +123,8 @@ func (s *Server) tenantKeyRotate(c echo.Context) error {
 
 // tenantKeyRotation answers the rotation progress poll.
 func (s *Server) tenantKeyRotation(c echo.Context) error {
-	if s.keys == nil {
-		return errNoKeys
-	}
 	ctx := c.Request().Context()
-	t, err := s.tenants.Get(ctx, c.Param("slug"))
+	t, err := s.keyedTenant(c)
 	if err != nil {
 		return err
 	}
@@ -135,11 +137,8 @@ func (s *Server) tenantKeyRotation(c echo.Context) error {
 
 // tenantCredentialSet stores an integration credential, encrypted with the tenant's key.
 func (s *Server) tenantCredentialSet(c echo.Context) error {
-	if s.keys == nil {
-		return errNoKeys
-	}
 	ctx := c.Request().Context()
-	t, err := s.tenants.Get(ctx, c.Param("slug"))
+	t, err := s.keyedTenant(c)
 	if err != nil {
 		return err
 	}
