@@ -34,7 +34,13 @@ func (s *Server) handleError(err error, c echo.Context) {
 		_ = write(c, p.Status, pageerrors.Page(p))
 		return
 	}
-	if err := s.render(c, p.Status, page{Title: p.Title, Content: pageerrors.Page(p)}); err != nil {
+	pg := page{Title: p.Title}
+	if a := currentPortal(c); a != nil { // inside a tenant's portal: its frame, its home
+		p.HomeHref, p.HomeLabel = a.url(""), "Back to "+a.tenant.Name
+		pg.Portal = portalFrame(a)
+	}
+	pg.Content = pageerrors.Page(p)
+	if err := s.render(c, p.Status, pg); err != nil {
 		s.log.Error("render error page", "id", p.RequestID, "err", err)
 	}
 }

@@ -244,6 +244,10 @@ func TestPortalUsersAndSessions(t *testing.T) {
 	if res.StatusCode != http.StatusForbidden {
 		t.Errorf("member adding a user: status %d, want 403\n%s", res.StatusCode, body)
 	}
+	// The error page stays in the tenant's frame and leads back to the portal, not to /admin.
+	if href := parse(t, body).Find(`[data-testid="error-home"]`).AttrOr("href", ""); href != "/t/"+a.Slug {
+		t.Errorf("portal error page leads to %q, want /t/%s", href, a.Slug)
+	}
 
 	admin := b.client(t)
 	admin.portalSignIn(a.Slug, "ann@alpha.example", password)
