@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -67,6 +68,10 @@ type Service struct {
 	plane *db.DB   // owner pool, for the tenant's schema and role
 	keys  *keys.Service
 	log   *slog.Logger
+
+	plansMu sync.Mutex
+	plans   []Plan
+	plansAt time.Time
 }
 
 // Option configures a Service.
@@ -85,11 +90,23 @@ func NewService(d *db.DB, log *slog.Logger, opts ...Option) *Service {
 	return s
 }
 
+// plansTTL bounds how long a process keeps the plan list: plans change only with migrations,
+// and every list page and tenant page needs them.
+const plansTTL = time.Minute
+
 // Plans returns every plan, cheapest first.
 func (s *Service) Plans(ctx context.Context) ([]Plan, error) {
+	s.plansMu.Lock()
+	defer s.plansMu.Unlock()
+	if s.plans != nil && time.Since(s.plansAt) < plansTTL {
+		return s.plans, nil
+	}
 	var ps []Plan
-	err := s.db.WithContext(ctx).Order("position").Find(&ps).Error
-	return ps, err
+	if err := s.db.WithContext(ctx).Order("position").Find(&ps).Error; err != nil {
+		return nil, err
+	}
+	s.plans, s.plansAt = ps, time.Now()
+	return ps, nil
 }
 
 // Sort orders of the list.
