@@ -129,7 +129,8 @@ func (s *Server) renderTenant(c echo.Context, status int, tab string, after func
 	if err != nil {
 		return err
 	}
-	m := admin.TenantDetail{ID: t.ID, Slug: t.Slug, Name: t.Name, State: t.State, Plan: t.PlanKey, Tab: tab,
+	me, _ := currentUser(c)
+	m := admin.TenantDetail{CanWrite: me.CanWrite(), ID: t.ID, Slug: t.Slug, Name: t.Name, State: t.State, Plan: t.PlanKey, Tab: tab,
 		Created: t.CreatedAt.Format(dateFormat + " 15:04 MST"), Updated: t.UpdatedAt.Format(dateFormat + " 15:04 MST")}
 	for _, p := range plans {
 		if p.Value == t.PlanKey {

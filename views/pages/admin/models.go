@@ -145,6 +145,8 @@ var TenantTabs = []Tab{
 
 // TenantDetail is the tenant page.
 type TenantDetail struct {
+	// CanWrite shows the actions an admin may take (executives only read).
+	CanWrite  bool
 	ID        int64
 	Slug      string
 	Name      string
