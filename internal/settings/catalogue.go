@@ -1,0 +1,126 @@
+// Package settings owns the settings catalogue and its cascade: every key has a type, a default
+// and validation; a value may be set for the platform and for any tenant, and locked so that the
+// tenants below cannot override it. The effective value of a key for a tenant, and where it comes
+// from, is resolved from the platform down the tenant's ancestors to the tenant itself.
+package settings
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tenantry/tenantry/internal/tenant"
+)
+
+// Type is the kind of value a key holds.
+type Type string
+
+// The types of the catalogue.
+const (
+	Bool     Type = "bool"
+	Int      Type = "int"
+	String   Type = "string"
+	Enum     Type = "enum"
+	Duration Type = "duration"
+	Colour   Type = "colour"
+	CIDRList Type = "cidr_list"
+)
+
+// Key is one entry of the catalogue.
+type Key struct {
+	Key         string
+	Group       string
+	Label       string
+	Description string
+	Type        Type
+	Default     string
+	Min, Max    int      // Int bounds; String maximum length in Max
+	Options     []string // Enum choices
+}
+
+// Catalogue lists every setting, by group.
+var Catalogue = []Key{
+	{Key: "flags.new_dashboard", Group: "Feature flags", Label: "New dashboard", Type: Bool, Default: "false", Description: "Shows the redesigned dashboard to the tenant's users."},
+	{Key: "flags.beta_reports", Group: "Feature flags", Label: "Beta reports", Type: Bool, Default: "false", Description: "Enables reports still in beta."},
+	{Key: "flags.sso", Group: "Feature flags", Label: "Single sign-on", Type: Bool, Default: "false", Description: "Lets the tenant connect its identity provider."},
+	{Key: "branding.name", Group: "Branding", Label: "Display name", Type: String, Max: 80, Default: "", Description: "Name shown on the portal and in e-mails; empty uses the tenant's name."},
+	{Key: "branding.primary_colour", Group: "Branding", Label: "Primary colour", Type: Colour, Default: "#4f46e5", Description: "Accent colour of the portal, as #rrggbb."},
+	{Key: "security.mfa_required", Group: "Security policies", Label: "MFA required", Type: Bool, Default: "false", Description: "Users must enrol a TOTP second factor at their next sign-in."},
+	{Key: "security.password_min_length", Group: "Security policies", Label: "Minimum password length", Type: Int, Min: 10, Max: 128, Default: "10", Description: "Applies to passwords set from now on."},
+	{Key: "security.session_timeout", Group: "Security policies", Label: "Idle session timeout", Type: Duration, Min: 5, Max: 24 * 60, Default: "12h", Description: "Signs out sessions idle for longer, between 5m and 24h."},
+	{Key: "notify.channel", Group: "Notifications", Label: "Alert channel", Type: Enum, Options: []string{"email", "webhook", "in_app"}, Default: "email", Description: "Where alerts for the tenant go."},
+	{Key: "notify.email", Group: "Notifications", Label: "Alert address", Type: String, Max: 254, Default: "", Description: "E-mail address for alerts; empty sends them to the tenant's admins."},
+	{Key: "backup.retention_days", Group: "Backup", Label: "Backup retention (days)", Type: Int, Min: 1, Max: 3650, Default: "30", Description: "How long backups of the tenant are kept."},
+	{Key: "backup.legal_hold", Group: "Backup", Label: "Legal hold", Type: Bool, Default: "false", Description: "Keeps every backup and blocks purging while set."},
+}
+
+// Lookup returns the catalogue entry of key.
+func Lookup(key string) (Key, bool) {
+	i := slices.IndexFunc(Catalogue, func(k Key) bool { return k.Key == key })
+	if i < 0 {
+		return Key{}, false
+	}
+	return Catalogue[i], true
+}
+
+var colourRE = regexp.MustCompile(`^#[0-9a-f]{6}$`)
+
+// Normalize checks raw against the key's type and returns the value as stored.
+func (k Key) Normalize(raw string) (string, error) {
+	v := strings.TrimSpace(raw)
+	switch k.Type {
+	case Bool:
+		switch strings.ToLower(v) {
+		case "true", "on", "yes", "1":
+			return "true", nil
+		case "false", "off", "no", "0", "":
+			return "false", nil
+		}
+		return "", fmt.Errorf("Choose on or off.")
+	case Int:
+		n, err := strconv.Atoi(v)
+		if err != nil || n < k.Min || n > k.Max {
+			return "", fmt.Errorf("Enter a whole number from %d to %d.", k.Min, k.Max)
+		}
+		return strconv.Itoa(n), nil
+	case String:
+		if len([]rune(v)) > k.Max {
+			return "", fmt.Errorf("Use at most %d characters.", k.Max)
+		}
+		return v, nil
+	case Enum:
+		if !slices.Contains(k.Options, v) {
+			return "", fmt.Errorf("Choose one of: %s.", strings.Join(k.Options, ", "))
+		}
+		return v, nil
+	case Duration:
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Duration(k.Min)*time.Minute || d > time.Duration(k.Max)*time.Minute {
+			return "", fmt.Errorf("Enter a duration such as 30m or 8h, from %s to %s.", time.Duration(k.Min)*time.Minute, time.Duration(k.Max)*time.Minute)
+		}
+		out := d.String() // 1h30m0s: drop the zero seconds, and the zero minutes of whole hours
+		if strings.HasSuffix(out, "m0s") {
+			out = strings.TrimSuffix(out, "0s")
+		}
+		if strings.HasSuffix(out, "h0m") {
+			out = strings.TrimSuffix(out, "0m")
+		}
+		return out, nil
+	case Colour:
+		v = strings.ToLower(v)
+		if !colourRE.MatchString(v) {
+			return "", fmt.Errorf("Enter a colour as #rrggbb, such as #4f46e5.")
+		}
+		return v, nil
+	case CIDRList:
+		l, err := tenant.ParseCIDRList(v)
+		if err != nil {
+			return "", err
+		}
+		return strings.ReplaceAll(l.String(), "\n", ", "), nil
+	}
+	return "", fmt.Errorf("unknown type %q", k.Type)
+}
