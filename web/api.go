@@ -27,6 +27,9 @@ const ctxPrincipal = "tenantry.api.principal"
 func (s *Server) apiRoutes(g *echo.Group) {
 	g.GET("/openapi.yaml", s.apiOpenAPI)
 	g.GET("/tenant", s.apiTenant, s.requireAPIKey)
+	g.GET("/quota", s.apiQuota, s.requireAPIKey)
+	g.POST("/quota/consume", s.apiQuotaConsume, s.requireAPIKey)
+	g.POST("/usage", s.apiUsage, s.requireAPIKey)
 	g.RouteNotFound("/*", func(echo.Context) error { return echo.ErrNotFound })
 }
 

@@ -257,18 +257,22 @@ func TestOpenAPIDocument(t *testing.T) {
 			t.Errorf("GET %s is not documented", p)
 		}
 	}
-	// Every documented operation is served (and nothing documented answers 404 or 405).
+	// Every documented operation is served (and nothing documented answers 404 or 405). Sent
+	// without a body, operations that need one answer 400 with the JSON error instead of 200.
 	for path, ops := range doc.Paths {
 		for method := range ops {
 			res, body := b.apiCall(t, strings.ToUpper(method), "/api/v1"+path, issued.FullKey, nil)
-			if res.StatusCode != http.StatusOK {
+			if res.StatusCode == http.StatusBadRequest && method != "get" {
+				wantAPIError(t, res, body, http.StatusBadRequest, "bad_request")
+			} else if res.StatusCode != http.StatusOK {
 				t.Errorf("%s %s documented but answers %d: %s", method, path, res.StatusCode, body)
 			}
 		}
 	}
 	// The error codes the server sends are the ones documented.
 	codes := doc.Components.Schemas["Error"].Properties["error"].Properties["code"].Enum
-	for _, c := range []string{"unauthorized", "key_revoked", "key_expired", "address_not_allowed", "tenant_not_serving", "not_found"} {
+	for _, c := range []string{"unauthorized", "key_revoked", "key_expired", "address_not_allowed", "tenant_not_serving", "not_found",
+		"bad_request", "unknown_dimension", "dimension_required", "invalid_amount", "idempotency_key_required", "idempotency_key_reused", "invalid_report"} {
 		if !slices.Contains(codes, c) {
 			t.Errorf("error code %q is not documented (documented: %v)", c, codes)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/tenantry/tenantry/internal/identity"
 	"github.com/tenantry/tenantry/internal/isolation"
 	"github.com/tenantry/tenantry/internal/keys"
+	"github.com/tenantry/tenantry/internal/quota"
 	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/static"
 )
@@ -33,6 +34,7 @@ type Server struct {
 	users   *identity.Service
 	tenants *tenant.Service
 	apiKeys *apikeys.Service
+	quotas  *quota.Service
 	// keys and credentials are nil when the server runs without a master key (some CLI uses).
 	keys        *keys.Service
 	credentials *credentials.Service
@@ -65,6 +67,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		users:   identity.NewService(cfg.DB.App),
 		tenants: tenant.NewService(cfg.DB, cfg.Log, tenant.WithKeys(cfg.Keys)),
 		apiKeys: apikeys.NewService(cfg.DB),
+		quotas:  quota.NewService(cfg.DB),
 		keys:    cfg.Keys,
 
 		verifier:          isolation.New(cfg.DB, cfg.Log),
