@@ -30,6 +30,7 @@ func (s *Server) apiRoutes(g *echo.Group) {
 	g.GET("/quota", s.apiQuota, s.requireAPIKey)
 	g.POST("/quota/consume", s.apiQuotaConsume, s.requireAPIKey)
 	g.POST("/usage", s.apiUsage, s.requireAPIKey)
+	s.apiSettingsRoutes(g)
 	g.RouteNotFound("/*", func(echo.Context) error { return echo.ErrNotFound })
 }
 
