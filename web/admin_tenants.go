@@ -173,6 +173,10 @@ func (s *Server) renderTenant(c echo.Context, status int, tab string, after func
 		if m.Security, err = s.securityTab(c, t); err != nil {
 			return err
 		}
+	case "quotas":
+		if m.Quotas, err = s.quotasTab(c, t); err != nil {
+			return err
+		}
 	}
 	if after != nil {
 		after(&m)

@@ -164,6 +164,7 @@ type TenantDetail struct {
 	Tab         string
 	Audit       AuditList
 	Users       TenantUsers
+	Quotas      Quotas
 }
 
 // TabURL is the address of a tab.
