@@ -111,7 +111,7 @@ func TestLimitsFromPlan(t *testing.T) {
 	if !lf.Default || lf.Hard != 10000 || lf.Soft != 8000 || lf.Used != 0 || lf.State != quota.StateOK || le.Hard <= lf.Hard {
 		t.Fatalf("free %+v, enterprise %+v", lf, le)
 	}
-	if day := time.Now().UTC().Truncate(24 * time.Hour).AddDate(0, 0, 1); !lf.ResetAt.Equal(day) {
+	if day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1); !lf.ResetAt.Equal(day) {
 		t.Fatalf("api_requests resets at %v, want %v", lf.ResetAt, day)
 	}
 	if _, err := svc.Limits(ctx, 999999999); !errors.Is(err, quota.ErrTenantNotFound) {
