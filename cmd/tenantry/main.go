@@ -25,6 +25,7 @@ import (
 	"github.com/tenantry/tenantry/internal/isolation"
 	"github.com/tenantry/tenantry/internal/jobs"
 	"github.com/tenantry/tenantry/internal/keys"
+	"github.com/tenantry/tenantry/internal/quota"
 	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/web"
 )
@@ -252,13 +253,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	river.AddWorker(workers, &identity.PruneAttemptsWorker{Service: users})
 	river.AddWorker(workers, &tenant.FinishProvisioningWorker{Service: tenant.NewService(d, log, tenant.WithKeys(keySvc))})
 	river.AddWorker(workers, keys.NewRotateWorker(keySvc))
+	river.AddWorker(workers, &quota.RollupWorker{Service: quota.NewService(d)})
 	srv, err := web.New(ctx, web.Config{DB: d, Log: log, SessionKey: []byte(cfg.SessionKey), Keys: keySvc, IsolationInterval: cfg.IsolationInterval})
 	if err != nil {
 		return err
 	}
 	river.AddWorker(workers, &isolation.VerifyWorker{Verifier: srv.Verifier()})
 	jobClient, err := jobs.New(d.AppPool, workers, []*river.PeriodicJob{
-		identity.PruneAttemptsPeriodic(), tenant.FinishProvisioningPeriodic(), isolation.Periodic(cfg.IsolationInterval)}, log)
+		identity.PruneAttemptsPeriodic(), tenant.FinishProvisioningPeriodic(), isolation.Periodic(cfg.IsolationInterval),
+		quota.RollupPeriodic()}, log)
 	if err != nil {
 		return err
 	}
