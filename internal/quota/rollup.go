@@ -111,10 +111,35 @@ type RollupWorker struct {
 	Service *Service
 }
 
-// Work rolls up every event older than RollupLag.
+// Work rolls up every event older than RollupLag, then forgets idempotency keys older than
+// IdempotencyWindow.
 func (w *RollupWorker) Work(ctx context.Context, _ *river.Job[RollupArgs]) error {
-	_, err := w.Service.RollUp(ctx, time.Now().Add(-RollupLag))
+	if _, err := w.Service.RollUp(ctx, time.Now().Add(-RollupLag)); err != nil {
+		return err
+	}
+	_, err := w.Service.PruneIdempotencyKeys(ctx, time.Now().Add(-IdempotencyWindow))
 	return err
+}
+
+// IdempotencyWindow is how long a consume's idempotency key is remembered: a retry within it
+// gets the first answer; after it, the key is forgotten and would consume again.
+const IdempotencyWindow = 7 * 24 * time.Hour
+
+// PruneIdempotencyKeys forgets the answers to consumes made before `before`, in batches, and
+// returns how many it deleted. Without it the table would grow by one row per consume.
+func (s *Service) PruneIdempotencyKeys(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		tag, err := s.db.AppPool.Exec(ctx, `DELETE FROM tenantry.quota_consumptions WHERE ctid = ANY (ARRAY(
+			SELECT ctid FROM tenantry.quota_consumptions WHERE created_at < $1 LIMIT 10000))`, before)
+		if err != nil {
+			return total, fmt.Errorf("quota: prune idempotency keys: %w", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < 10000 {
+			return total, nil
+		}
+	}
 }
 
 // RollupPeriodic runs the rollup every minute, on one node.

@@ -12,7 +12,7 @@ func TestRollUp(t *testing.T) {
 	svc, b := setup(t)
 	ctx := context.Background()
 	tn := b.newTenant(t, "free")
-	day := time.Now().UTC().Truncate(24 * time.Hour).AddDate(0, 0, -1)
+	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
 	h := func(hour int) time.Time { return day.Add(time.Duration(hour)*time.Hour + 10*time.Minute) }
 	if err := svc.ReportUsage(ctx, tn.ID, []quota.Report{
 		{Dimension: "network_egress_gb", Value: 3, At: h(1)},
@@ -58,5 +58,30 @@ func TestRollUp(t *testing.T) {
 	}
 	if _, err := svc.Usage(ctx, tn.ID, "network_egress_gb", "week", day, day); err == nil {
 		t.Fatal("unknown granularity accepted")
+	}
+}
+
+func TestPruneIdempotencyKeys(t *testing.T) {
+	svc, b := setup(t)
+	ctx := context.Background()
+	tn := b.newTenant(t, "free")
+	for _, k := range []string{"old", "new"} {
+		if _, err := svc.Consume(ctx, tn.ID, "api_requests", 1, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.db.OwnerPool.Exec(ctx, "UPDATE tenantry.quota_consumptions SET created_at = now() - interval '8 days' WHERE tenant_id = $1 AND idempotency_key = 'old'", tn.ID); err != nil {
+		t.Fatal(err)
+	}
+	n, err := svc.PruneIdempotencyKeys(ctx, time.Now().Add(-quota.IdempotencyWindow))
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d, %v", n, err)
+	}
+	// The recent key still answers from memory; the forgotten one consumes again.
+	if r, err := svc.Consume(ctx, tn.ID, "api_requests", 1, "new"); err != nil || !r.Replayed || r.Used != 2 {
+		t.Fatalf("recent key: %+v %v", r, err)
+	}
+	if r, err := svc.Consume(ctx, tn.ID, "api_requests", 1, "old"); err != nil || r.Replayed || r.Used != 3 {
+		t.Fatalf("forgotten key: %+v %v", r, err)
 	}
 }
