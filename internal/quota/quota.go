@@ -485,8 +485,41 @@ func (s *Service) Consume(ctx context.Context, tenantID int64, dimension string,
 		case err != nil:
 			return Result{}, fmt.Errorf("quota: consume: %w", err)
 		}
+		if !*allowed && *used+amount <= *hard {
+			// Denied against a value committed while this statement waited for the row, newer
+			// than the statement's snapshot that cur read: answer, and record, what is committed.
+			return s.refreshDenial(ctx, d, tenantID, idempotencyKey, unit)
+		}
 		return result(d, *allowed, *used, *soft, *hard, start.Time), nil
 	}
+}
+
+// refreshDenial re-reads the limit row after a denial whose snapshot numbers were stale, and
+// stores the fresh numbers under the idempotency key so a retry gets the same answer.
+func (s *Service) refreshDenial(ctx context.Context, d Dimension, tenantID int64, key string, unit *string) (Result, error) {
+	var (
+		used, soft, hard int64
+		start            pgtime
+	)
+	err := s.db.AppPool.QueryRow(ctx, `
+		WITH p AS (
+		    SELECT CASE WHEN $4::text IS NULL THEN '-infinity'::timestamptz ELSE date_trunc($4::text, now(), 'UTC') END AS start
+		), cur AS (
+		    SELECT CASE WHEN q.period_start < p.start THEN 0 ELSE q.used END AS used, q.soft_limit, q.hard_limit,
+		           GREATEST(q.period_start, p.start) AS period_start
+		      FROM tenantry.quota_limits q, p
+		     WHERE q.tenant_id = $1 AND q.dimension = $2
+		)
+		UPDATE tenantry.quota_consumptions c
+		   SET used_after = cur.used, soft_limit = cur.soft_limit, hard_limit = cur.hard_limit, period_start = cur.period_start
+		  FROM cur
+		 WHERE c.tenant_id = $1 AND c.idempotency_key = $3
+		RETURNING cur.used, cur.soft_limit, cur.hard_limit, cur.period_start`, tenantID, d.Key, key, unit).
+		Scan(&used, &soft, &hard, &start)
+	if err != nil {
+		return Result{}, fmt.Errorf("quota: consume: refresh denial: %w", err)
+	}
+	return result(d, false, used, soft, hard, start.Time), nil
 }
 
 func result(d Dimension, allowed bool, used, soft, hard int64, start time.Time) Result {

@@ -568,3 +568,44 @@ func TestRowLevelSecurity(t *testing.T) {
 		t.Fatal("a tenant role could update its quota counter")
 	}
 }
+
+// TestDenialReportsCommittedUsage: a consume that waited for the row while another transaction
+// used it up is denied against the committed value, and answers with that value, not the older
+// one its statement began with.
+func TestDenialReportsCommittedUsage(t *testing.T) {
+	svc, b := setup(t)
+	ctx := context.Background()
+	tn := b.newTenant(t, "free")
+	b.setLimit(t, tn.ID, "compute_vcpu_hours", 5, 10)
+	if _, err := svc.Consume(ctx, tn.ID, "compute_vcpu_hours", 5, key()); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := b.db.OwnerPool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "UPDATE tenantry.quota_limits SET used = 10 WHERE tenant_id = $1 AND dimension = 'compute_vcpu_hours'", tn.ID); err != nil {
+		t.Fatal(err)
+	}
+	k := key()
+	done := make(chan quota.Result)
+	go func() {
+		r, err := svc.Consume(ctx, tn.ID, "compute_vcpu_hours", 1, k)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	time.Sleep(300 * time.Millisecond) // the consume is now waiting for the row lock
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.Allowed || r.Used != 10 || r.Remaining != 0 {
+		t.Fatalf("denial answered %+v, want used 10, remaining 0", r)
+	}
+	if again, err := svc.Consume(ctx, tn.ID, "compute_vcpu_hours", 1, k); err != nil || again.Used != 10 || !again.Replayed {
+		t.Fatalf("replay %+v %v", again, err)
+	}
+}
