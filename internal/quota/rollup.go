@@ -126,7 +126,7 @@ func (w *RollupWorker) Work(ctx context.Context, _ *river.Job[RollupArgs]) error
 const IdempotencyWindow = 7 * 24 * time.Hour
 
 // PruneIdempotencyKeys forgets the answers to consumes made before `before`, in batches, and
-// returns how many it deleted. Without it the table would grow by one row per consume.
+// returns how many it deleted. Without it the table would gain a row per consume for ever.
 func (s *Service) PruneIdempotencyKeys(ctx context.Context, before time.Time) (int64, error) {
 	var total int64
 	for {
