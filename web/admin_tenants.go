@@ -169,6 +169,10 @@ func (s *Server) renderTenant(c echo.Context, status int, tab string, after func
 		if m.APIKeys, err = s.apiKeysTab(c, t); err != nil {
 			return err
 		}
+	case "settings":
+		if m.Settings, err = s.settingsPanel(c, &t, "/admin/tenants/"+t.Slug+"/settings"); err != nil {
+			return err
+		}
 	case "security":
 		if m.Security, err = s.securityTab(c, t); err != nil {
 			return err

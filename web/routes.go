@@ -51,6 +51,14 @@ func (s *Server) routes() {
 	admin.GET("", s.dashboard)
 	admin.GET("/tenants", s.tenantList)
 	admin.GET("/tenants/new", s.tenantNew)
+	admin.GET("/settings", s.platformSettings)
+	admin.GET("/settings/diff", s.settingsDiff)
+	for _, base := range []string{"/settings", "/tenants/:slug/settings"} {
+		admin.GET(base+"/:key", s.settingShow)
+		admin.GET(base+"/:key/edit", s.settingEdit)
+		admin.POST(base+"/:key", s.settingSave)
+		admin.POST(base+"/:key/reset", s.settingReset)
+	}
 	admin.GET("/tree", s.treePage)
 	admin.GET("/tree/children/:id", s.treeChildren)
 	admin.GET("/tenants/:slug/move", s.tenantMoveForm)

@@ -159,6 +159,7 @@ type TenantDetail struct {
 	// TenantTrail is the tenant's own audit chain (sign-ins, users, act-as), on the Audit tab.
 	TenantTrail TenantTrail
 	Security    Security
+	Settings    SettingsPanel
 	Created     string
 	Updated     string
 	Tab         string
