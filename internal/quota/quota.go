@@ -127,7 +127,7 @@ type Limit struct {
 	Remaining int64 // what may still be consumed: max(0, Hard-Used)
 	ResetAt   time.Time
 	State     string // StateOK, StateSoft or StateBlocked
-	// Default is true while the tenant has no row of its own and the plan's default applies.
+	// Default is true while the limits are the plan's (no row yet, or one with the same numbers).
 	Default bool
 }
 
@@ -236,6 +236,7 @@ func (s *Service) Limits(ctx context.Context, tenantID int64) ([]Limit, error) {
 	}
 	rows, err := s.db.AppPool.Query(ctx, `
 		SELECT d.key, l.tenant_id IS NULL,
+		       l.tenant_id IS NULL OR (l.soft_limit = p.soft_limit AND l.hard_limit = p.hard_limit),
 		       COALESCE(l.soft_limit, p.soft_limit, 0), COALESCE(l.hard_limit, p.hard_limit, 0),
 		       COALESCE(l.used, 0), COALESCE(l.period_start, '-infinity')
 		  FROM tenantry.tenants t
@@ -248,13 +249,13 @@ func (s *Service) Limits(ctx context.Context, tenantID int64) ([]Limit, error) {
 	}
 	type row struct {
 		key              string
-		def              bool
+		norow, def       bool
 		soft, hard, used int64
 		start            pgtime
 	}
 	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
 		var x row
-		err := r.Scan(&x.key, &x.def, &x.soft, &x.hard, &x.used, &x.start)
+		err := r.Scan(&x.key, &x.norow, &x.def, &x.soft, &x.hard, &x.used, &x.start)
 		return x, err
 	})
 	if err != nil {
@@ -276,7 +277,7 @@ func (s *Service) Limits(ctx context.Context, tenantID int64) ([]Limit, error) {
 		}
 		cur := d.periodStart(now)
 		used, start := x.used, x.start.Time
-		if d.ResetPeriod != "none" && (x.def || start.Before(cur)) {
+		if d.ResetPeriod != "none" && (x.norow || start.Before(cur)) {
 			used, start = 0, cur // a new period has begun; the next consume resets the row
 		}
 		out = append(out, Limit{Dimension: d, Soft: x.soft, Hard: x.hard, Used: used, Remaining: max(0, x.hard-used),

@@ -114,6 +114,13 @@ func TestLimitsFromPlan(t *testing.T) {
 	if day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1); !lf.ResetAt.Equal(day) {
 		t.Fatalf("api_requests resets at %v, want %v", lf.ResetAt, day)
 	}
+	// The row a consume creates from the plan still counts as the plan's default.
+	if _, err := svc.Consume(ctx, free.ID, "api_requests", 1, key()); err != nil {
+		t.Fatal(err)
+	}
+	if lf, err = svc.Limit(ctx, free.ID, "api_requests"); err != nil || !lf.Default || lf.Used != 1 {
+		t.Fatalf("after a consume: %+v %v", lf, err)
+	}
 	if _, err := svc.Limits(ctx, 999999999); !errors.Is(err, quota.ErrTenantNotFound) {
 		t.Fatalf("unknown tenant: %v", err)
 	}
