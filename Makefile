@@ -172,6 +172,8 @@ bench:
 	echo "benchmarks use TENANTRY_TEST_POSTGRES=$${TENANTRY_TEST_POSTGRES:-(default)}; load: $$(cut -d' ' -f1-3 /proc/loadavg)"
 	go test -run '^$$' -bench TenantListPage -benchtime 2000x ./web/
 	go test -run '^$$' -bench TenantRead -benchtime 3000x ./internal/db/
+	go test -run '^$$' -bench ConsumeAPI -benchtime 5s ./web/
+	go test -run '^$$' -bench Consume -benchtime 3s ./internal/quota/
 	go test -run '^$$' -bench . ./internal/keys/ ./internal/db/tenantscope/
 	go test -run '^$$' -bench MigrateAllTenants -benchtime 3x -timeout 30m ./internal/db/
 	go test -run '^$$' -bench TenantPlaneCreate -benchtime 20x -timeout 60m ./internal/db/
