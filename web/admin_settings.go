@@ -50,7 +50,7 @@ func (s *Server) settingsPanel(c echo.Context, t *tenant.Tenant, base string) (a
 	}
 	for _, e := range all {
 		if n := len(m.Groups); n == 0 || m.Groups[n-1].Name != e.Key.Group {
-			m.Groups = append(m.Groups, admin.SettingGroup{Name: e.Key.Group})
+			m.Groups = append(m.Groups, admin.SettingGroup{Name: e.Key.Group, Note: settings.GroupNotes[e.Key.Group]})
 		}
 		g := &m.Groups[len(m.Groups)-1]
 		g.Rows = append(g.Rows, s.settingRow(c, base, e))

@@ -57,6 +57,15 @@ var Catalogue = []Key{
 	{Key: "backup.legal_hold", Group: "Backup", Label: "Legal hold", Type: Bool, Default: "false", Description: "Keeps every backup and blocks purging while set."},
 }
 
+// GroupNotes says, for the groups whose values Tenantry itself does not act on yet, what
+// happens to them today, so no operator mistakes a recorded value for an enforced one.
+var GroupNotes = map[string]string{
+	"Branding":          "Kept and served through the API; the tenant portal does not use them yet.",
+	"Security policies": "Kept and served through the API; Tenantry's own tenant sign-in does not enforce them yet.",
+	"Notifications":     "Kept and served through the API; Tenantry sends no alerts yet.",
+	"Backup":            "Kept and served through the API; Tenantry runs no backups yet.",
+}
+
 // Lookup returns the catalogue entry of key.
 func Lookup(key string) (Key, bool) {
 	i := slices.IndexFunc(Catalogue, func(k Key) bool { return k.Key == key })

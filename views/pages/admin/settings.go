@@ -26,6 +26,7 @@ type SettingRow struct {
 // SettingGroup is a heading and its rows.
 type SettingGroup struct {
 	Name string
+	Note string // what Tenantry does with these values today, when it does not act on them
 	Rows []SettingRow
 }
 
