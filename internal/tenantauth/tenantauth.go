@@ -11,8 +11,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +24,7 @@ import (
 	"github.com/tenantry/tenantry/internal/audit"
 	"github.com/tenantry/tenantry/internal/db"
 	"github.com/tenantry/tenantry/internal/identity"
+	"github.com/tenantry/tenantry/internal/settings"
 	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/internal/validation"
 )
@@ -147,6 +150,16 @@ func (s *Service) Tenant(ctx context.Context, id int64) (tenant.Tenant, error) {
 	return t, err
 }
 
+// Policy is the effective value of a settings key for tenant tenantID (its security policies).
+func (s *Service) Policy(ctx context.Context, tenantID int64, key string) (string, error) {
+	t, err := s.Tenant(ctx, tenantID)
+	if err != nil {
+		return "", err
+	}
+	e, err := settings.NewService(s.db.App, tenant.NewService(s.db, slog.New(slog.DiscardHandler))).EffectiveOf(ctx, &t, key)
+	return e.Value, err
+}
+
 // NewUser is the input for creating a tenant user.
 type NewUser struct {
 	Email    string
@@ -168,6 +181,14 @@ func validate(n *NewUser) error {
 func (s *Service) CreateUser(ctx context.Context, tenantID int64, actor string, n NewUser) (User, error) {
 	if err := validate(&n); err != nil {
 		return User{}, err
+	}
+	// The tenant's password policy (security.password_min_length, cascading from the platform).
+	minLen, err := s.Policy(ctx, tenantID, "security.password_min_length")
+	if err != nil {
+		return User{}, err
+	}
+	if min, _ := strconv.Atoi(minLen); len(n.Password) < min {
+		return User{}, validation.Errors{"password": fmt.Sprintf("This tenant's policy asks for at least %d characters.", min)}
 	}
 	hash, err := identity.HashPassword(n.Password)
 	if err != nil {
