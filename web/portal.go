@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -48,6 +49,7 @@ const (
 	keyActAsBy        = "act_by"     // platform user id
 	keyActAsReason    = "act_reason" // as recorded in the audit trails
 	keyActAsSince     = "act_since"  // unix seconds
+	keyPortalSeen     = "seen"       // unix seconds of the last activity, for the idle timeout
 	ctxPortal         = "tenantry.portal"
 	ctxPortalHost     = "tenantry.portal_host"
 )
@@ -194,6 +196,17 @@ func (s *Server) loadPortalUser(next echo.HandlerFunc) echo.HandlerFunc {
 		u, err := s.tenantAuth().Get(ctx, a.tenant.ID, uid)
 		switch {
 		case err == nil && epoch == u.SessionEpoch && u.Active() && tenantauth.CheckOpen(a.tenant) == nil:
+			idle, err := s.portalIdle(c, sess)
+			if err != nil {
+				return err
+			}
+			if idle != "" {
+				if err := s.endPortalSession(c); err != nil {
+					return err
+				}
+				s.flash(c, "info", "You were signed out after "+idle+" without activity, as "+a.tenant.Name+"'s policy asks.")
+				return next(c)
+			}
 			a.user = &u
 		case err == nil || errors.Is(err, tenantauth.ErrNotFound):
 			if err := s.endPortalSession(c); err != nil {
@@ -204,6 +217,36 @@ func (s *Server) loadPortalUser(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// seenEvery bounds how often a portal session's last-activity time is rewritten (a cookie write).
+const seenEvery = time.Minute
+
+// portalIdle applies the tenant's idle timeout (security.session_timeout): it returns the
+// timeout, worded, when the session has been idle longer, and otherwise refreshes the session's
+// last-activity time (at most once a minute).
+func (s *Server) portalIdle(c echo.Context, sess *sessions.Session) (string, error) {
+	a := currentPortal(c)
+	raw, err := s.tenantAuth().Policy(c.Request().Context(), a.tenant.ID, "security.session_timeout")
+	if err != nil {
+		return "", err
+	}
+	timeout, err := time.ParseDuration(raw)
+	if err != nil {
+		return "", fmt.Errorf("session timeout %q: %w", raw, err)
+	}
+	now := time.Now()
+	seen, _ := sess.Values[keyPortalSeen].(int64)
+	if seen != 0 && now.Sub(time.Unix(seen, 0)) > timeout {
+		return raw, nil
+	}
+	if now.Sub(time.Unix(seen, 0)) >= seenEvery {
+		sess.Values[keyPortalSeen] = now.Unix()
+		if err := s.savePortalSession(c, sess); err != nil {
+			return "", err
+		}
+	}
+	return "", nil
 }
 
 // requirePortalUser sends visitors without a session for this tenant to its sign-in page, and a

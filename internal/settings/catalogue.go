@@ -61,7 +61,7 @@ var Catalogue = []Key{
 // happens to them today, so no operator mistakes a recorded value for an enforced one.
 var GroupNotes = map[string]string{
 	"Branding":          "Kept and served through the API; the tenant portal does not use them yet.",
-	"Security policies": "The minimum password length applies to new tenant users. MFA and the idle timeout are kept and served through the API, but Tenantry's own tenant sign-in does not enforce them yet.",
+	"Security policies": "The minimum password length applies to new tenant users and the idle timeout to tenant portal sessions. MFA is kept and served through the API, but Tenantry's own tenant sign-in does not enforce it yet.",
 	"Notifications":     "Kept and served through the API; Tenantry sends no alerts yet.",
 	"Backup":            "Kept and served through the API; Tenantry runs no backups yet.",
 }
