@@ -48,9 +48,9 @@ type SettingsDiff struct {
 
 // SettingsDiffRow is one key side by side.
 type SettingsDiffRow struct {
-	Label              string
-	Key                string
-	A, ASource         string
-	B, BSource         string
-	Different          bool
+	Label      string
+	Key        string
+	A, ASource string
+	B, BSource string
+	Different  bool
 }
