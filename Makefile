@@ -173,6 +173,7 @@ bench:
 	go test -run '^$$' -bench TenantListPage -benchtime 2000x ./web/
 	go test -run '^$$' -bench TenantRead -benchtime 3000x ./internal/db/
 	go test -run '^$$' -bench ConsumeAPI -benchtime 5s ./web/
+	go test -run '^$$' -bench FlagsAPI -benchtime 5000x ./web/
 	go test -run '^$$' -bench Consume -benchtime 3s ./internal/quota/
 	go test -run '^$$' -bench Hierarchy100k -benchtime 500x -timeout 20m ./internal/settings/
 	go test -run '^$$' -bench . ./internal/keys/ ./internal/db/tenantscope/
