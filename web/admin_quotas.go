@@ -11,6 +11,7 @@ import (
 	"github.com/tenantry/tenantry/internal/quota"
 	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/internal/validation"
+	"github.com/tenantry/tenantry/views/layouts"
 	"github.com/tenantry/tenantry/views/pages/admin"
 )
 
@@ -144,4 +145,24 @@ func parseLimit(text, field string, errs validation.Errors) int64 {
 		return 0
 	}
 	return n
+}
+
+// quotaOverview is the platform Quotas page: tenants blocked now and those nearest a limit.
+func (s *Server) quotaOverview(c echo.Context) error {
+	ps, err := s.quotas.Nearest(c.Request().Context(), 100)
+	if err != nil {
+		return err
+	}
+	var m admin.QuotaOverview
+	for _, p := range ps {
+		r := admin.QuotaPressureRow{Slug: p.Slug, Tenant: p.Name, Dimension: p.DimensionName, Unit: p.Unit,
+			Used: p.Used, Soft: p.Soft, Hard: p.Hard, State: p.State()}
+		if r.State == quota.StateBlocked {
+			m.Blocked = append(m.Blocked, r)
+		} else if len(m.Nearest) < 50 {
+			m.Nearest = append(m.Nearest, r)
+		}
+	}
+	return s.render(c, http.StatusOK, page{Title: "Quotas", Nav: "quotas",
+		Crumbs: []layouts.Crumb{{Label: "Quotas"}}, Content: admin.QuotaOverviewPage(m)})
 }

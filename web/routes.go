@@ -51,6 +51,7 @@ func (s *Server) routes() {
 	admin.GET("", s.dashboard)
 	admin.GET("/tenants", s.tenantList)
 	admin.GET("/tenants/new", s.tenantNew)
+	admin.GET("/quotas", s.quotaOverview)
 	admin.GET("/settings", s.platformSettings)
 	admin.GET("/settings/diff", s.settingsDiff)
 	for _, base := range []string{"/settings", "/tenants/:slug/settings"} {
