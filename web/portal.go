@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -122,17 +121,6 @@ func (s *Server) portalSession(c echo.Context) *sessions.Session {
 	return sess
 }
 
-func (s *Server) savePortalSession(c echo.Context, sess *sessions.Session) error {
-	sess.Options = &sessions.Options{
-		Path: "/", MaxAge: sessionMaxAge, HttpOnly: true, SameSite: http.SameSiteLaxMode,
-		Secure: c.Scheme() == "https",
-	}
-	if len(sess.Values) == 0 {
-		sess.Options.MaxAge = -1
-	}
-	return sess.Save(c.Request(), c.Response())
-}
-
 // startPortalSession binds this browser's portal session to tenant tenantID with values,
 // replacing any session it had for this or another tenant.
 func (s *Server) startPortalSession(c echo.Context, tenantID int64, values map[any]any) error {
@@ -141,13 +129,13 @@ func (s *Server) startPortalSession(c echo.Context, tenantID int64, values map[a
 	for k, v := range values {
 		sess.Values[k] = v
 	}
-	return s.savePortalSession(c, sess)
+	return s.saveSession(c, sess)
 }
 
 func (s *Server) endPortalSession(c echo.Context) error {
 	sess := s.portalSession(c)
 	sess.Values = map[any]any{}
-	return s.savePortalSession(c, sess)
+	return s.saveSession(c, sess)
 }
 
 // loadPortalUser fills in who is signed in to this tenant's portal. A session bound to another
@@ -227,7 +215,7 @@ const seenEvery = time.Minute
 // last-activity time (at most once a minute).
 func (s *Server) portalIdle(c echo.Context, sess *sessions.Session) (string, error) {
 	a := currentPortal(c)
-	raw, err := s.tenantAuth().Policy(c.Request().Context(), a.tenant.ID, "security.session_timeout")
+	raw, err := s.tenantAuth().Policy(c.Request().Context(), a.tenant, "security.session_timeout")
 	if err != nil {
 		return "", err
 	}
@@ -242,7 +230,7 @@ func (s *Server) portalIdle(c echo.Context, sess *sessions.Session) (string, err
 	}
 	if now.Sub(time.Unix(seen, 0)) >= seenEvery {
 		sess.Values[keyPortalSeen] = now.Unix()
-		if err := s.savePortalSession(c, sess); err != nil {
+		if err := s.saveSession(c, sess); err != nil {
 			return "", err
 		}
 	}

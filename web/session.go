@@ -36,13 +36,14 @@ func (s *Server) session(c echo.Context) *sessions.Session {
 	return sess
 }
 
-// saveSession writes the session cookie: HttpOnly, SameSite=Lax, Secure when served over TLS.
+// saveSession writes a session cookie (the platform's or a tenant portal's): HttpOnly,
+// SameSite=Lax, Secure when served over TLS; an emptied session deletes its cookie.
 func (s *Server) saveSession(c echo.Context, sess *sessions.Session) error {
 	sess.Options = &sessions.Options{
 		Path: "/", MaxAge: sessionMaxAge, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 		Secure: c.Scheme() == "https",
 	}
-	if sess.Values[keyUserID] == nil && len(sess.Values) == 0 {
+	if len(sess.Values) == 0 {
 		sess.Options.MaxAge = -1
 	}
 	return sess.Save(c.Request(), c.Response())

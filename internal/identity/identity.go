@@ -257,26 +257,37 @@ func (s *Service) SignIn(ctx context.Context, email, password, remoteAddr string
 }
 
 func (s *Service) throttled(db *gorm.DB, email, remoteAddr string) error {
+	wait, err := Throttle(db.Model(&signInAttempt{}), email, remoteAddr)
+	if err != nil || wait == 0 {
+		return err
+	}
+	return &ThrottledError{RetryAfter: wait}
+}
+
+// Throttle reads a table of sign-in attempts (columns email, remote_addr, succeeded,
+// created_at; attempts is a query on it) and returns how long sign-in must pause: zero while
+// the account has fewer than MaxFailuresPerEmail and the address fewer than MaxFailuresPerAddr
+// failures in ThrottleWindow. Platform and tenant sign-ins share it.
+func Throttle(attempts *gorm.DB, email, remoteAddr string) (time.Duration, error) {
 	since := time.Now().UTC().Add(-ThrottleWindow)
-	check := func(column, value string, max int) error {
+	for _, c := range []struct {
+		column, value string
+		max           int64
+	}{{"email", email, MaxFailuresPerEmail}, {"remote_addr", remoteAddr, MaxFailuresPerAddr}} {
 		var r struct {
 			N      int64
 			Oldest *time.Time
 		}
-		err := db.Model(&signInAttempt{}).Select("count(*) AS n, min(created_at) AS oldest").
-			Where(column+" = ? AND NOT succeeded AND created_at > ?", value, since).Scan(&r).Error
+		err := attempts.Session(&gorm.Session{}).Select("count(*) AS n, min(created_at) AS oldest").
+			Where(c.column+" = ? AND NOT succeeded AND created_at > ?", c.value, since).Scan(&r).Error
 		if err != nil {
-			return err
+			return 0, err
 		}
-		if r.N >= int64(max) && r.Oldest != nil {
-			return &ThrottledError{RetryAfter: time.Until(r.Oldest.Add(ThrottleWindow))}
+		if r.N >= c.max && r.Oldest != nil {
+			return max(time.Until(r.Oldest.Add(ThrottleWindow)), time.Second), nil
 		}
-		return nil
 	}
-	if err := check("email", email, MaxFailuresPerEmail); err != nil {
-		return err
-	}
-	return check("remote_addr", remoteAddr, MaxFailuresPerAddr)
+	return 0, nil
 }
 
 // RevokeSessions ends every session of the user ("sign out everywhere").

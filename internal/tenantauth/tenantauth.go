@@ -150,12 +150,8 @@ func (s *Service) Tenant(ctx context.Context, id int64) (tenant.Tenant, error) {
 	return t, err
 }
 
-// Policy is the effective value of a settings key for tenant tenantID (its security policies).
-func (s *Service) Policy(ctx context.Context, tenantID int64, key string) (string, error) {
-	t, err := s.Tenant(ctx, tenantID)
-	if err != nil {
-		return "", err
-	}
+// Policy is the effective value of a settings key for tenant t (its security policies).
+func (s *Service) Policy(ctx context.Context, t tenant.Tenant, key string) (string, error) {
 	e, err := settings.NewService(s.db.App, tenant.NewService(s.db, slog.New(slog.DiscardHandler))).EffectiveOf(ctx, &t, key)
 	return e.Value, err
 }
@@ -183,7 +179,11 @@ func (s *Service) CreateUser(ctx context.Context, tenantID int64, actor string, 
 		return User{}, err
 	}
 	// The tenant's password policy (security.password_min_length, cascading from the platform).
-	minLen, err := s.Policy(ctx, tenantID, "security.password_min_length")
+	t, err := s.Tenant(ctx, tenantID)
+	if err != nil {
+		return User{}, err
+	}
+	minLen, err := s.Policy(ctx, t, "security.password_min_length")
 	if err != nil {
 		return User{}, err
 	}
@@ -314,26 +314,11 @@ func (s *Service) SignIn(ctx context.Context, tenantID int64, email, password, r
 }
 
 func throttled(tx *gorm.DB, email, remoteAddr string) error {
-	since := time.Now().UTC().Add(-identity.ThrottleWindow)
-	check := func(column, value string, max int) error {
-		var r struct {
-			N      int64
-			Oldest *time.Time
-		}
-		err := tx.Model(&signInAttempt{}).Select("count(*) AS n, min(created_at) AS oldest").
-			Where(column+" = ? AND NOT succeeded AND created_at > ?", value, since).Scan(&r).Error
-		if err != nil {
-			return err
-		}
-		if r.N >= int64(max) && r.Oldest != nil {
-			return &ThrottledError{RetryAfter: time.Until(r.Oldest.Add(identity.ThrottleWindow))}
-		}
-		return nil
-	}
-	if err := check("email", email, MaxFailuresPerEmail); err != nil {
+	wait, err := identity.Throttle(tx.Model(&signInAttempt{}), email, remoteAddr)
+	if err != nil || wait == 0 {
 		return err
 	}
-	return check("remote_addr", remoteAddr, MaxFailuresPerAddr)
+	return &ThrottledError{RetryAfter: wait}
 }
 
 // RevokeSessions ends every session of tenant tenantID's user id ("sign out everywhere").
