@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
 
 	"github.com/tenantry/tenantry/internal/keys"
@@ -48,7 +49,10 @@ func (s *Server) securityTab(c echo.Context, t tenant.Tenant) (admin.Security, e
 
 // isMissingPlane is true for tenants whose schema does not exist (purged, or still provisioning).
 func isMissingPlane(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "does not exist")
+	var pe *pgconn.PgError
+	// 3F000: no such schema; 42P01: no such table; 22023: no such role for SET ROLE (roles are
+	// cluster-wide, so another database may still hold t_<id> while this one has no schema).
+	return errors.As(err, &pe) && (pe.Code == "3F000" || pe.Code == "42P01" || pe.Code == "22023")
 }
 
 func keyStatus(st keys.Status) *admin.KeyStatus {
