@@ -152,18 +152,32 @@ func (r apiKey) key(tenantID int64) Key {
 
 // Service creates, lists, revokes and authenticates API keys.
 type Service struct {
-	db  *db.DB
-	now func() time.Time
+	db      *db.DB
+	now     func() time.Time
+	checked *checkedKeys
 }
 
 // NewService returns a Service on d.
 func NewService(d *db.DB) *Service {
-	return &Service{db: d, now: func() time.Time { return time.Now().UTC() }}
+	return &Service{db: d, now: func() time.Time { return time.Now().UTC() }, checked: newCheckedKeys()}
 }
 
 // tenantByID reads the tenant from the control plane.
 func (s *Service) tenantByID(ctx context.Context, id int64) (tenant.Tenant, error) {
-	var t tenant.Tenant
+	t, err := s.tenantWithEpoch(ctx, id)
+	return t.Tenant, err
+}
+
+// tenantRow is a tenant with the epoch of its API keys (see checkedKeys).
+type tenantRow struct {
+	tenant.Tenant `gorm:"embedded"`
+	APIKeyEpoch   int64
+}
+
+func (tenantRow) TableName() string { return "tenantry.tenants" }
+
+func (s *Service) tenantWithEpoch(ctx context.Context, id int64) (tenantRow, error) {
+	var t tenantRow
 	err := s.db.App.WithContext(ctx).Where("id = ?", id).Take(&t).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return t, tenant.ErrNotFound
@@ -266,6 +280,11 @@ func (s *Service) Revoke(ctx context.Context, actor string, tenantID, id int64) 
 		}
 		row.RevokedAt = &now
 		return db.AsPlatform(tx, func(ptx *gorm.DB) error {
+			// Every node's memory of this tenant's checked keys is stale from this commit on.
+			if err := ptx.Model(&tenantRow{}).Where("id = ?", tenantID).
+				UpdateColumn("api_key_epoch", gorm.Expr("api_key_epoch + 1")).Error; err != nil {
+				return err
+			}
 			return audit.Record(ptx, audit.Event{TenantID: &tenantID, Actor: actor, Action: "api_key.revoked", Target: t.Slug,
 				Detail: audit.Detail(map[string]any{"key_id": row.ID, "name": row.Name, "prefix": displayPrefix(tenantID, row.Prefix)})})
 		})
@@ -285,7 +304,7 @@ func (s *Service) Authenticate(ctx context.Context, full string, addr netip.Addr
 	if !ok {
 		return Principal{}, ErrUnauthorized
 	}
-	t, err := s.tenantByID(ctx, tenantID)
+	t, err := s.tenantWithEpoch(ctx, tenantID)
 	if errors.Is(err, tenant.ErrNotFound) || err == nil && !HasKeys(t.State) {
 		return Principal{}, ErrUnauthorized
 	}
@@ -293,6 +312,14 @@ func (s *Service) Authenticate(ctx context.Context, full string, addr netip.Addr
 		return Principal{}, err
 	}
 	now := s.now()
+	digest := keyDigest(full)
+	if k, ok := s.checked.get(digest); ok && k.tenantID == tenantID && k.epoch == t.APIKeyEpoch && now.Sub(k.lastUsedAt) < lastUsedEvery {
+		if err := s.usable(t.Tenant, k.expiresAt, addr, now); err != nil {
+			return Principal{}, err
+		}
+		return Principal{KeyID: k.id, KeyName: k.name, Tenant: t.Tenant}, nil
+	}
+	s.checked.forget(digest)
 	var row apiKey
 	err = s.db.InTenant(ctx, tenantID, func(tx *gorm.DB) error {
 		if err := tx.Where("prefix = ?", prefix).Take(&row).Error; errors.Is(err, gorm.ErrRecordNotFound) {
@@ -303,27 +330,40 @@ func (s *Service) Authenticate(ctx context.Context, full string, addr netip.Addr
 		if subtle.ConstantTimeCompare(row.SecretHash, secretHash(tenantID, prefix, secret)) != 1 {
 			return ErrUnauthorized
 		}
-		switch {
-		case row.RevokedAt != nil:
+		if row.RevokedAt != nil {
 			return ErrRevoked
-		case row.ExpiresAt != nil && !now.Before(*row.ExpiresAt):
-			return ErrExpired
-		case !t.IPAllowlist.Allows(addr):
-			return fmt.Errorf("%w: %s", ErrForbiddenAddr, addr)
-		case !Serving(t.State):
-			return &NotServingError{Slug: t.Slug, State: t.State}
+		}
+		if err := s.usable(t.Tenant, row.ExpiresAt, addr, now); err != nil {
+			return err
 		}
 		if row.LastUsedAt != nil && now.Sub(*row.LastUsedAt) < lastUsedEvery {
 			return nil
 		}
 		// Conditional, so concurrent requests of one key write it at most once a minute too.
+		row.LastUsedAt = &now
 		return tx.Model(&apiKey{}).Where("id = ? AND (last_used_at IS NULL OR last_used_at < ?)", row.ID, now.Add(-lastUsedEvery)).
 			Update("last_used_at", now).Error
 	})
 	if err != nil {
 		return Principal{}, err
 	}
-	return Principal{KeyID: row.ID, KeyName: row.Name, Tenant: t}, nil
+	s.checked.put(digest, checkedKey{tenantID: tenantID, epoch: t.APIKeyEpoch, id: row.ID, name: row.Name,
+		expiresAt: row.ExpiresAt, lastUsedAt: *row.LastUsedAt})
+	return Principal{KeyID: row.ID, KeyName: row.Name, Tenant: t.Tenant}, nil
+}
+
+// usable checks what may change without the key itself changing: its expiry, the tenant's IP
+// allowlist and the tenant's state.
+func (s *Service) usable(t tenant.Tenant, expiresAt *time.Time, addr netip.Addr, now time.Time) error {
+	switch {
+	case expiresAt != nil && !now.Before(*expiresAt):
+		return ErrExpired
+	case !t.IPAllowlist.Allows(addr):
+		return fmt.Errorf("%w: %s", ErrForbiddenAddr, addr)
+	case !Serving(t.State):
+		return &NotServingError{Slug: t.Slug, State: t.State}
+	}
+	return nil
 }
 
 // newPrefixAndSecret draws a key's prefix (hex) and secret (base64url, no padding).

@@ -332,12 +332,44 @@ func TestLastUsedWrittenAtMostOnceAMinute(t *testing.T) {
 	if again := lastUsed(); again == nil || !again.Equal(*first) {
 		t.Fatalf("last use rewritten within a minute: %v then %v", first, again)
 	}
-	b.exec(t, "UPDATE "+db.TenantSchema(tn.ID)+".api_keys SET last_used_at = now() - interval '2 minutes' WHERE id = $1", k.ID)
+	later := time.Now().UTC().Add(2 * time.Minute)
+	apikeys.SetClock(s, func() time.Time { return later })
 	if _, err := s.Authenticate(ctx, k.FullKey, localhost); err != nil {
 		t.Fatal(err)
 	}
-	if later := lastUsed(); later == nil || time.Since(*later) > 30*time.Second {
-		t.Fatalf("stale last use not refreshed: %v", later)
+	if got := lastUsed(); got == nil || got.Sub(later).Abs() > time.Millisecond {
+		t.Fatalf("stale last use not refreshed: %v, want %v", got, later)
+	}
+}
+
+// A node that has checked a key before must refuse it as soon as any node revokes it.
+func TestRevokeOnAnotherNodeTakesEffectAtOnce(t *testing.T) {
+	ctx := context.Background()
+	nodeA, b := setup(t)
+	nodeB := apikeys.NewService(b.d)
+	tn := b.tenant(t)
+	k := issue(t, nodeA, tn.ID, "svc", nil)
+	other := issue(t, nodeA, tn.ID, "other", nil)
+	for range 3 { // the later calls are answered from node A's memory
+		if _, err := nodeA.Authenticate(ctx, k.FullKey, localhost); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nodeA.Authenticate(ctx, other.FullKey, localhost); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := nodeB.Revoke(ctx, "test", tn.ID, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodeA.Authenticate(ctx, k.FullKey, localhost); !errors.Is(err, apikeys.ErrRevoked) {
+		t.Fatalf("node A after revocation on node B: err = %v, want ErrRevoked", err)
+	}
+	if p, err := nodeA.Authenticate(ctx, other.FullKey, localhost); err != nil || p.KeyID != other.ID {
+		t.Fatalf("the tenant's other key: %+v, %v", p, err)
+	}
+	// A wrong secret with a remembered prefix is still refused.
+	if _, err := nodeA.Authenticate(ctx, other.FullKey[:len(other.FullKey)-2]+"AA", localhost); !errors.Is(err, apikeys.ErrUnauthorized) {
+		t.Fatalf("wrong secret: err = %v", err)
 	}
 }
 
