@@ -80,6 +80,8 @@ func Migrate(ctx context.Context, dbURL string, log *slog.Logger) error {
 	}
 	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, platform,
 		goose.WithTableName(Schema+".goose_db_version"), goose.WithSessionLocker(locker),
+		// Migrations written on parallel branches may land with numbers below one already applied.
+		goose.WithAllowOutofOrder(true),
 		goose.WithDisableGlobalRegistry(true))
 	if err != nil {
 		return err

@@ -173,7 +173,8 @@ func (m *tenantMigrator) migrate(ctx context.Context, tenantID int64, create boo
 		}
 	}()
 	p, err := goose.NewProvider(goose.DialectPostgres, m.db, m.fs,
-		goose.WithTableName(schema+".goose_db_version"), goose.WithDisableGlobalRegistry(true))
+		goose.WithTableName(schema+".goose_db_version"), goose.WithDisableGlobalRegistry(true),
+		goose.WithAllowOutofOrder(true))
 	if err != nil {
 		return err
 	}
