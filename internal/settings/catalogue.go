@@ -27,7 +27,18 @@ const (
 	Duration Type = "duration"
 	Colour   Type = "colour"
 	CIDRList Type = "cidr_list"
+	// Secret values are encrypted with the owning tenant's key, write-only: no page or API shows
+	// them (Effective carries SecretSet instead), and they may be set on tenants only.
+	Secret Type = "secret"
+	// Image values are the id of an uploaded image (see StoreImage), served at ImageURL.
+	Image Type = "image"
 )
+
+// SecretSet is the Value an Effective secret shows when a value is set; never the secret.
+const SecretSet = "(set)"
+
+// MaxSecretBytes bounds one secret value.
+const MaxSecretBytes = 4 << 10
 
 // Key is one entry of the catalogue.
 type Key struct {
@@ -47,10 +58,15 @@ var Catalogue = []Key{
 	{Key: "flags.beta_reports", Group: "Feature flags", Label: "Beta reports", Type: Bool, Default: "false", Description: "Enables reports still in beta."},
 	{Key: "flags.sso", Group: "Feature flags", Label: "Single sign-on", Type: Bool, Default: "false", Description: "Lets the tenant connect its identity provider."},
 	{Key: "branding.name", Group: "Branding", Label: "Display name", Type: String, Max: 80, Default: "", Description: "Name shown on the portal and in e-mails; empty uses the tenant's name."},
+	{Key: "branding.logo", Group: "Branding", Label: "Logo", Type: Image, Default: "", Description: "PNG or JPEG, at most 256 KB, shown on the portal, the signup page and in e-mails; empty shows the name only."},
 	{Key: "branding.primary_colour", Group: "Branding", Label: "Primary colour", Type: Colour, Default: "#4f46e5", Description: "Accent colour of the portal, as #rrggbb."},
 	{Key: "security.mfa_required", Group: "Security policies", Label: "MFA required", Type: Bool, Default: "false", Description: "Users must enrol a TOTP second factor at their next sign-in."},
 	{Key: "security.password_min_length", Group: "Security policies", Label: "Minimum password length", Type: Int, Min: 10, Max: 128, Default: "10", Description: "Applies to passwords set from now on."},
 	{Key: "security.session_timeout", Group: "Security policies", Label: "Idle session timeout", Type: Duration, Min: 5, Max: 24 * 60, Default: "12h", Description: "Signs out sessions idle for longer, between 5m and 24h."},
+	{Key: "security.audit_retention_days", Group: "Security policies", Label: "Audit retention (days)", Type: Int, Min: 30, Max: 3650, Default: "365", Description: "How long the tenant's audit trail is kept."},
+	{Key: "security.data_residency", Group: "Security policies", Label: "Data residency", Type: Enum, Options: []string{"any", "eu", "us"}, Default: "any", Description: "Region where the tenant's data must be stored and processed."},
+	{Key: "integrations.webhook_secret", Group: "Integration credentials", Label: "Webhook signing secret", Type: Secret, Default: "", Description: "Signs the webhooks sent to the tenant; write-only, encrypted with the tenant's key."},
+	{Key: "integrations.smtp_password", Group: "Integration credentials", Label: "SMTP relay password", Type: Secret, Default: "", Description: "Password of the tenant's own mail relay; write-only, encrypted with the tenant's key."},
 	{Key: "notify.channel", Group: "Notifications", Label: "Alert channel", Type: Enum, Options: []string{"email", "webhook", "in_app"}, Default: "email", Description: "Where alerts for the tenant go."},
 	{Key: "notify.email", Group: "Notifications", Label: "Alert address", Type: String, Max: 254, Default: "", Description: "E-mail address for alerts; empty sends them to the tenant's admins."},
 	{Key: "backup.retention_days", Group: "Backup", Label: "Backup retention (days)", Type: Int, Min: 1, Max: 3650, Default: "30", Description: "How long backups of the tenant are kept."},
@@ -60,10 +76,11 @@ var Catalogue = []Key{
 // GroupNotes says, for the groups whose values Tenantry itself does not act on yet, what
 // happens to them today, so no operator mistakes a recorded value for an enforced one.
 var GroupNotes = map[string]string{
-	"Branding":          "Kept and served through the API; the tenant portal does not use them yet.",
-	"Security policies": "The minimum password length applies to new tenant users and the idle timeout to tenant portal sessions. MFA is kept and served through the API, but Tenantry's own tenant sign-in does not enforce it yet.",
-	"Notifications":     "Kept and served through the API; Tenantry sends no alerts yet.",
-	"Backup":            "Kept and served through the API; Tenantry runs no backups yet.",
+	"Branding":                "Kept and served through the API; the tenant portal does not use them yet.",
+	"Security policies":       "The minimum password length applies to new tenant users and the idle timeout to tenant portal sessions. MFA, audit retention and data residency are kept and served through the API, but Tenantry does not enforce them yet.",
+	"Integration credentials": "Encrypted with the tenant's key and never shown again; Tenantry keeps them for the tenant's integrations and does not use them itself yet.",
+	"Notifications":           "Kept and served through the API; Tenantry sends no alerts yet.",
+	"Backup":                  "Kept and served through the API; Tenantry runs no backups yet.",
 }
 
 // Lookup returns the catalogue entry of key.
@@ -130,6 +147,19 @@ func (k Key) Normalize(raw string) (string, error) {
 			return "", err
 		}
 		return strings.ReplaceAll(l.String(), "\n", ", "), nil
+	case Secret:
+		if raw == "" {
+			return "", fmt.Errorf("Enter the secret value.")
+		}
+		if len(raw) > MaxSecretBytes {
+			return "", fmt.Errorf("Use at most 4 KiB.")
+		}
+		return raw, nil // kept as typed: spaces may be part of a secret
+	case Image:
+		if v != "" && !imageIDRE.MatchString(v) {
+			return "", fmt.Errorf("Upload a PNG or JPEG image.")
+		}
+		return v, nil
 	}
 	return "", fmt.Errorf("unknown type %q", k.Type)
 }
