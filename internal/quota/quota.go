@@ -129,6 +129,44 @@ type Limit struct {
 	State     string // StateOK, StateSoft or StateBlocked
 	// Default is true while the limits are the plan's (no row yet, or one with the same numbers).
 	Default bool
+	// Grants is the sum of the grants active now; Effective = Hard + Grants is what consumes
+	// may reach outside a burst window.
+	Grants    int64
+	Effective int64
+	Burst     Burst
+}
+
+// Burst is a limit's burst capacity and the state of today's window.
+type Burst struct {
+	Percent   int           // allowance above the hard limit, in percent of it; 0: none
+	Window    time.Duration // how long the window stays open once opened, per UTC day
+	StartedAt time.Time     // when the window last opened; zero: never
+	Amount    int64         // Hard * Percent / 100
+	State     string        // BurstOff, BurstAvailable, BurstOpen or BurstUsed
+	ClosesAt  time.Time     // while open
+}
+
+// Burst window states.
+const (
+	BurstOff       = "off"       // no burst capacity
+	BurstAvailable = "available" // not used yet today: the first consume beyond the limit opens it
+	BurstOpen      = "open"      // open now, until ClosesAt
+	BurstUsed      = "used"      // used today and closed: consumes beyond the limit are refused until tomorrow
+)
+
+func burstState(b Burst, now time.Time) Burst {
+	day := now.UTC().Truncate(24 * time.Hour)
+	switch {
+	case b.Percent == 0:
+		b.State = BurstOff
+	case b.StartedAt.IsZero() || b.StartedAt.Before(day):
+		b.State = BurstAvailable
+	case now.Before(b.StartedAt.Add(b.Window)):
+		b.State, b.ClosesAt = BurstOpen, b.StartedAt.Add(b.Window)
+	default:
+		b.State = BurstUsed
+	}
+	return b
 }
 
 // Result is the answer to a consume.
@@ -147,7 +185,10 @@ type Result struct {
 
 // Service reads and changes quotas.
 type Service struct {
-	db *db.DB
+	db    *db.DB
+	clock func() time.Time
+	// Notify delivers alerts (see alerts.go); nil until SetNotifier.
+	notify *Notifier
 
 	mu         sync.RWMutex
 	dimensions map[string]Dimension
@@ -157,6 +198,27 @@ type Service struct {
 // NewService returns a Service on d.
 func NewService(d *db.DB) *Service {
 	return &Service{db: d}
+}
+
+// SetClock makes the service read the time from now instead of the database's clock (tests use
+// it to move through grant windows, burst windows and periods). Call it before any other use.
+func (s *Service) SetClock(now func() time.Time) { s.clock = now }
+
+// now is the service's time: the set clock, or the local one.
+func (s *Service) now() time.Time {
+	if s.clock != nil {
+		return s.clock().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// sqlNow is the time statements use: nil (the database's now()) unless a clock is set.
+func (s *Service) sqlNow() *time.Time {
+	if s.clock == nil {
+		return nil
+	}
+	t := s.clock().UTC()
+	return &t
 }
 
 // Dimensions returns the catalogue in display order.
@@ -234,16 +296,21 @@ func (s *Service) Limits(ctx context.Context, tenantID int64) ([]Limit, error) {
 	if err != nil {
 		return nil, err
 	}
+	now := s.now()
 	rows, err := s.db.AppPool.Query(ctx, `
 		SELECT d.key, l.tenant_id IS NULL,
 		       l.tenant_id IS NULL OR (l.soft_limit = p.soft_limit AND l.hard_limit = p.hard_limit),
 		       COALESCE(l.soft_limit, p.soft_limit, 0), COALESCE(l.hard_limit, p.hard_limit, 0),
-		       COALESCE(l.used, 0), COALESCE(l.period_start, '-infinity')
+		       COALESCE(l.used, 0), COALESCE(l.period_start, '-infinity'),
+		       COALESCE(l.burst_percent, 0), COALESCE(extract(epoch FROM l.burst_window), 3600)::bigint, l.burst_started_at,
+		       COALESCE((SELECT sum(g.amount) FROM tenantry.quota_grants g
+		                  WHERE g.tenant_id = t.id AND g.dimension = d.key AND g.revoked_at IS NULL
+		                    AND g.starts_at <= $2 AND g.ends_at > $2), 0)::bigint
 		  FROM tenantry.tenants t
 		 CROSS JOIN tenantry.quota_dimensions d
 		  LEFT JOIN tenantry.quota_limits l ON l.tenant_id = t.id AND l.dimension = d.key
 		  LEFT JOIN tenantry.plan_quota_defaults p ON p.plan_key = t.plan_key AND p.dimension = d.key
-		 WHERE t.id = $1`, tenantID)
+		 WHERE t.id = $1`, tenantID, now)
 	if err != nil {
 		return nil, fmt.Errorf("quota: limits of tenant %d: %w", tenantID, err)
 	}
@@ -252,10 +319,14 @@ func (s *Service) Limits(ctx context.Context, tenantID int64) ([]Limit, error) {
 		norow, def       bool
 		soft, hard, used int64
 		start            pgtime
+		burstPct         int
+		burstSecs        int64
+		burstStart       *time.Time
+		grants           int64
 	}
 	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
 		var x row
-		err := r.Scan(&x.key, &x.norow, &x.def, &x.soft, &x.hard, &x.used, &x.start)
+		err := r.Scan(&x.key, &x.norow, &x.def, &x.soft, &x.hard, &x.used, &x.start, &x.burstPct, &x.burstSecs, &x.burstStart, &x.grants)
 		return x, err
 	})
 	if err != nil {
@@ -268,7 +339,6 @@ func (s *Service) Limits(ctx context.Context, tenantID int64) ([]Limit, error) {
 	for _, x := range got {
 		byKey[x.key] = x
 	}
-	now := time.Now()
 	out := make([]Limit, 0, len(dims))
 	for _, d := range dims {
 		x, ok := byKey[d.Key]
@@ -280,8 +350,14 @@ func (s *Service) Limits(ctx context.Context, tenantID int64) ([]Limit, error) {
 		if d.ResetPeriod != "none" && (x.norow || start.Before(cur)) {
 			used, start = 0, cur // a new period has begun; the next consume resets the row
 		}
-		out = append(out, Limit{Dimension: d, Soft: x.soft, Hard: x.hard, Used: used, Remaining: max(0, x.hard-used),
-			ResetAt: d.ResetAfter(start), State: state(used, x.soft, x.hard), Default: x.def})
+		b := Burst{Percent: x.burstPct, Window: time.Duration(x.burstSecs) * time.Second, Amount: x.hard * int64(x.burstPct) / 100}
+		if x.burstStart != nil {
+			b.StartedAt = x.burstStart.UTC()
+		}
+		eff := x.hard + x.grants
+		out = append(out, Limit{Dimension: d, Soft: x.soft, Hard: x.hard, Used: used, Remaining: max(0, eff-used),
+			ResetAt: d.ResetAfter(start), State: state(used, x.soft, eff), Default: x.def,
+			Grants: x.grants, Effective: eff, Burst: burstState(b, now)})
 	}
 	return out, nil
 }
@@ -333,13 +409,35 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// SetLimit sets the tenant's soft and hard limit on dimension, recording before and after in the
-// audit trail in the same transaction. Validation errors are keyed "soft" and "hard". Lowering the
-// hard limit below what is used is allowed: further consumes are refused until the period resets.
+// SetLimit sets the tenant's soft and hard limit on dimension, keeping its burst settings; see
+// Change.
 func (s *Service) SetLimit(ctx context.Context, actor string, tenantID int64, dimension string, soft, hard int64) (Limit, error) {
-	if _, err := s.dimension(ctx, dimension); err != nil {
+	return s.Change(ctx, actor, tenantID, dimension, LimitChange{Soft: soft, Hard: hard})
+}
+
+// LimitChange is what an admin sets on a limit. Nil burst fields keep the current values.
+type LimitChange struct {
+	Soft, Hard   int64
+	BurstPercent *int
+	BurstWindow  *time.Duration
+	// Reason is recorded in the audit event (a scaling rule's name); empty for an admin's edit.
+	Reason string
+}
+
+// MaxBurstWindow is the longest burst window: a whole day.
+const MaxBurstWindow = 24 * time.Hour
+
+// Change sets the tenant's limits on dimension, recording before and after in the audit trail in
+// the same transaction. Validation errors are keyed "soft", "hard", "burst_percent" and
+// "burst_window"; raising the hard limit of a child beyond its parent's pool is an error at
+// "hard" naming the pool. Lowering the hard limit below what is used is allowed: further
+// consumes are refused until the period resets.
+func (s *Service) Change(ctx context.Context, actor string, tenantID int64, dimension string, ch LimitChange) (Limit, error) {
+	d, err := s.dimension(ctx, dimension)
+	if err != nil {
 		return Limit{}, err
 	}
+	soft, hard := ch.Soft, ch.Hard
 	errs := validation.Errors{}
 	if soft < 0 {
 		errs.Add("soft", "Enter a whole number of zero or more.")
@@ -354,14 +452,21 @@ func (s *Service) SetLimit(ctx context.Context, actor string, tenantID int64, di
 	if len(errs) == 0 && soft > hard {
 		errs.Add("soft", "The soft limit cannot be above the hard limit.")
 	}
+	if ch.BurstPercent != nil && (*ch.BurstPercent < 0 || *ch.BurstPercent > 100) {
+		errs.Add("burst_percent", "Enter a percentage from 0 (no burst) to 100.")
+	}
+	if ch.BurstWindow != nil && (*ch.BurstWindow < time.Minute || *ch.BurstWindow > MaxBurstWindow) {
+		errs.Add("burst_window", "Enter a window from 1m to 24h, such as 1h.")
+	}
 	if err := errs.Err(); err != nil {
 		return Limit{}, err
 	}
-	err := s.db.App.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.db.App.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var t struct {
-			Slug string
+			Slug     string
+			ParentID *int64
 		}
-		if err := tx.Raw("SELECT slug FROM tenantry.tenants WHERE id = ?", tenantID).Scan(&t).Error; err != nil {
+		if err := tx.Raw("SELECT slug, parent_id FROM tenantry.tenants WHERE id = ?", tenantID).Scan(&t).Error; err != nil {
 			return err
 		}
 		if t.Slug == "" {
@@ -377,23 +482,49 @@ func (s *Service) SetLimit(ctx context.Context, actor string, tenantID int64, di
 			return err
 		}
 		var before struct {
-			SoftLimit int64
-			HardLimit int64
+			SoftLimit    int64
+			HardLimit    int64
+			BurstPercent int
+			BurstSecs    int64
 		}
-		if err := tx.Raw("SELECT soft_limit, hard_limit FROM tenantry.quota_limits WHERE tenant_id = ? AND dimension = ? FOR UPDATE",
+		if err := tx.Raw(`SELECT soft_limit, hard_limit, burst_percent, extract(epoch FROM burst_window)::bigint AS burst_secs
+			FROM tenantry.quota_limits WHERE tenant_id = ? AND dimension = ? FOR UPDATE`,
 			tenantID, dimension).Scan(&before).Error; err != nil {
 			return err
 		}
-		if err := tx.Exec("UPDATE tenantry.quota_limits SET soft_limit = ?, hard_limit = ?, updated_at = now() WHERE tenant_id = ? AND dimension = ?",
-			soft, hard, tenantID, dimension).Error; err != nil {
+		if t.ParentID != nil && hard > before.HardLimit {
+			if err := checkPool(tx, *t.ParentID, tenantID, d, hard); err != nil {
+				return err
+			}
+		}
+		pct, win := before.BurstPercent, time.Duration(before.BurstSecs)*time.Second
+		if ch.BurstPercent != nil {
+			pct = *ch.BurstPercent
+		}
+		if ch.BurstWindow != nil {
+			win = *ch.BurstWindow
+		}
+		if err := tx.Exec(`UPDATE tenantry.quota_limits SET soft_limit = ?, hard_limit = ?, burst_percent = ?,
+			burst_window = make_interval(secs => ?), updated_at = now() WHERE tenant_id = ? AND dimension = ?`,
+			soft, hard, pct, int64(win.Seconds()), tenantID, dimension).Error; err != nil {
 			return err
 		}
-		return audit.Record(tx, audit.Event{TenantID: &tenantID, Actor: actor, Action: "quota.limit_changed", Target: t.Slug,
-			Detail: audit.Detail(map[string]any{"dimension": dimension,
-				"before": map[string]int64{"soft": before.SoftLimit, "hard": before.HardLimit},
-				"after":  map[string]int64{"soft": soft, "hard": hard}})})
+		b4 := map[string]any{"soft": before.SoftLimit, "hard": before.HardLimit}
+		after := map[string]any{"soft": soft, "hard": hard}
+		if oldWin := time.Duration(before.BurstSecs) * time.Second; before.BurstPercent != pct || oldWin != win || pct > 0 {
+			b4["burst_percent"], b4["burst_window"] = before.BurstPercent, oldWin.String()
+			after["burst_percent"], after["burst_window"] = pct, win.String()
+		}
+		action, detail := "quota.limit_changed", map[string]any{"dimension": dimension, "before": b4, "after": after}
+		if ch.Reason != "" {
+			action, detail["reason"] = "quota.limit_scaled", ch.Reason
+		}
+		return audit.Record(tx, audit.Event{TenantID: &tenantID, Actor: actor, Action: action, Target: t.Slug, Detail: audit.Detail(detail)})
 	})
 	if err != nil {
+		if fields := validation.Fields(err); fields != nil {
+			return Limit{}, err
+		}
 		return Limit{}, fmt.Errorf("quota: set limit: %w", err)
 	}
 	return s.Limit(ctx, tenantID, dimension)
@@ -401,38 +532,62 @@ func (s *Service) SetLimit(ctx context.Context, actor string, tenantID int64, di
 
 // consumeSQL is the whole check-and-consume, one statement and so one round trip and one
 // transaction:
+//   - p fixes the clock ($6, or the database's now() when NULL), the period start, the UTC day
+//     (the burst period) and extra: the sum of the tenant's grants active now, read by index;
 //   - cur reads the row as the statement began, to answer a denial (and to tell "no row yet");
-//   - upd adds $4 only when the result stays within hard_limit, treating used as 0 when the
-//     row's period has ended (and moving period_start forward in the same write). Concurrent
-//     consumes of one row queue on its lock and re-check the guard against the committed value;
+//   - upd adds $4 only when the result stays within the allowance: hard_limit + extra, plus the
+//     burst allowance (burst_percent of hard_limit) while the day's burst window is unused or
+//     still open. The first consume beyond hard_limit + extra opens the window (burst_started_at)
+//     in the same write. used counts as 0 when the row's period has ended (period_start moves
+//     forward in the same write). Concurrent consumes of one row queue on its lock and re-check
+//     the guard, burst window included, against the committed row;
 //   - ins records the answer under the idempotency key. A key seen before makes it fail with a
 //     unique violation, which aborts the statement, the UPDATE included: nothing is consumed twice;
 //   - ev appends the usage event of a granted consume.
 //
 // $5 is the date_trunc field of the reset period, or NULL when the dimension never resets.
 const consumeSQL = `
-WITH p AS (
-    SELECT CASE WHEN $5::text IS NULL THEN '-infinity'::timestamptz ELSE date_trunc($5::text, now(), 'UTC') END AS start
+WITH c AS (
+    SELECT COALESCE($6::timestamptz, now()) AS now
+), p AS (
+    SELECT c.now,
+           CASE WHEN $5::text IS NULL THEN '-infinity'::timestamptz ELSE date_trunc($5::text, c.now, 'UTC') END AS start,
+           date_trunc('day', c.now, 'UTC') AS day,
+           (SELECT COALESCE(sum(g.amount), 0) FROM tenantry.quota_grants g
+             WHERE g.tenant_id = $1 AND g.dimension = $2 AND g.revoked_at IS NULL
+               AND g.ends_at > c.now AND g.starts_at <= c.now)::bigint AS extra
+      FROM c
 ), cur AS (
     SELECT q.soft_limit, q.hard_limit,
            CASE WHEN q.period_start < p.start THEN 0 ELSE q.used END AS used,
-           GREATEST(q.period_start, p.start) AS period_start
+           GREATEST(q.period_start, p.start) AS period_start,
+           q.hard_limit + p.extra + CASE WHEN q.burst_percent > 0 AND (q.burst_started_at IS NULL
+                   OR q.burst_started_at < p.day OR p.now < q.burst_started_at + q.burst_window)
+               THEN q.hard_limit * q.burst_percent / 100 ELSE 0 END AS allowance
       FROM tenantry.quota_limits q, p
      WHERE q.tenant_id = $1 AND q.dimension = $2
 ), upd AS (
     UPDATE tenantry.quota_limits q
        SET used = CASE WHEN q.period_start < p.start THEN 0 ELSE q.used END + $4,
-           period_start = GREATEST(q.period_start, p.start)
+           period_start = GREATEST(q.period_start, p.start),
+           burst_started_at = CASE
+               WHEN CASE WHEN q.period_start < p.start THEN 0 ELSE q.used END + $4 > q.hard_limit + p.extra
+                    AND (q.burst_started_at IS NULL OR q.burst_started_at < p.day)
+               THEN p.now ELSE q.burst_started_at END
       FROM p
      WHERE q.tenant_id = $1 AND q.dimension = $2
-       AND CASE WHEN q.period_start < p.start THEN 0 ELSE q.used END + $4 <= q.hard_limit
+       AND CASE WHEN q.period_start < p.start THEN 0 ELSE q.used END + $4 <= q.hard_limit + p.extra
+           + CASE WHEN q.burst_percent > 0 AND (q.burst_started_at IS NULL
+                   OR q.burst_started_at < p.day OR p.now < q.burst_started_at + q.burst_window)
+               THEN q.hard_limit * q.burst_percent / 100 ELSE 0 END
     RETURNING q.used, q.soft_limit, q.hard_limit, q.period_start
 ), res AS (
     SELECT upd.used IS NOT NULL AS allowed,
            COALESCE(upd.used, cur.used) AS used,
            COALESCE(upd.soft_limit, cur.soft_limit) AS soft_limit,
            COALESCE(upd.hard_limit, cur.hard_limit) AS hard_limit,
-           COALESCE(upd.period_start, cur.period_start) AS period_start
+           COALESCE(upd.period_start, cur.period_start) AS period_start,
+           cur.allowance
       FROM cur LEFT JOIN upd ON true
 ), ins AS (
     INSERT INTO tenantry.quota_consumptions
@@ -440,9 +595,9 @@ WITH p AS (
     SELECT $1, $3, $2, $4, res.allowed, res.used, res.soft_limit, res.hard_limit, res.period_start FROM res
 ), ev AS (
     INSERT INTO tenantry.usage_events (tenant_id, dimension, value, occurred_at)
-    SELECT $1, $2, $4, now() FROM upd
+    SELECT $1, $2, $4, p.now FROM upd, p
 )
-SELECT allowed, used, soft_limit, hard_limit, period_start FROM res`
+SELECT allowed, used, soft_limit, hard_limit, period_start, allowance FROM res`
 
 // Consume asks for amount units of dimension for the tenant. It grants them only if used stays
 // within the hard limit, and answers Allowed false (with the limit, used and reset time) when it
@@ -465,12 +620,12 @@ func (s *Service) Consume(ctx context.Context, tenantID int64, dimension string,
 	}
 	for attempt := 0; ; attempt++ {
 		var (
-			allowed          *bool
-			used, soft, hard *int64
-			start            pgtime
+			allowed                     *bool
+			used, soft, hard, allowance *int64
+			start                       pgtime
 		)
-		err := s.db.AppPool.QueryRow(ctx, consumeSQL, tenantID, dimension, idempotencyKey, amount, unit).
-			Scan(&allowed, &used, &soft, &hard, &start)
+		err := s.db.AppPool.QueryRow(ctx, consumeSQL, tenantID, dimension, idempotencyKey, amount, unit, s.sqlNow()).
+			Scan(&allowed, &used, &soft, &hard, &start, &allowance)
 		var pgErr *pgconn.PgError
 		switch {
 		case errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "quota_consumptions_pkey":
@@ -486,12 +641,17 @@ func (s *Service) Consume(ctx context.Context, tenantID int64, dimension string,
 		case err != nil:
 			return Result{}, fmt.Errorf("quota: consume: %w", err)
 		}
-		if !*allowed && *used+amount <= *hard {
+		if !*allowed && *used+amount <= *allowance {
 			// Denied against a value committed while this statement waited for the row, newer
 			// than the statement's snapshot that cur read: answer, and record, what is committed.
 			return s.refreshDenial(ctx, d, tenantID, idempotencyKey, unit)
 		}
-		return result(d, *allowed, *used, *soft, *hard, start.Time), nil
+		r := result(d, *allowed, *used, *soft, *hard, start.Time)
+		if *allowed {
+			// Granted beyond the hard limit: by a grant or the burst allowance.
+			r.Remaining = max(0, *allowance-*used)
+		}
+		return r, nil
 	}
 }
 
@@ -504,7 +664,7 @@ func (s *Service) refreshDenial(ctx context.Context, d Dimension, tenantID int64
 	)
 	err := s.db.AppPool.QueryRow(ctx, `
 		WITH p AS (
-		    SELECT CASE WHEN $4::text IS NULL THEN '-infinity'::timestamptz ELSE date_trunc($4::text, now(), 'UTC') END AS start
+		    SELECT CASE WHEN $4::text IS NULL THEN '-infinity'::timestamptz ELSE date_trunc($4::text, COALESCE($5::timestamptz, now()), 'UTC') END AS start
 		), cur AS (
 		    SELECT CASE WHEN q.period_start < p.start THEN 0 ELSE q.used END AS used, q.soft_limit, q.hard_limit,
 		           GREATEST(q.period_start, p.start) AS period_start
@@ -515,7 +675,7 @@ func (s *Service) refreshDenial(ctx context.Context, d Dimension, tenantID int64
 		   SET used_after = cur.used, soft_limit = cur.soft_limit, hard_limit = cur.hard_limit, period_start = cur.period_start
 		  FROM cur
 		 WHERE c.tenant_id = $1 AND c.idempotency_key = $3
-		RETURNING cur.used, cur.soft_limit, cur.hard_limit, cur.period_start`, tenantID, d.Key, key, unit).
+		RETURNING cur.used, cur.soft_limit, cur.hard_limit, cur.period_start`, tenantID, d.Key, key, unit, s.sqlNow()).
 		Scan(&used, &soft, &hard, &start)
 	if err != nil {
 		return Result{}, fmt.Errorf("quota: consume: refresh denial: %w", err)
