@@ -35,6 +35,13 @@ func (s *Server) settingRow(c echo.Context, base string, e settings.Effective) a
 	if !e.SetAt.IsZero() {
 		r.SetAt = e.SetAt.Format(dateFormat)
 	}
+	r.Reason = e.Reason
+	switch e.Key.Type {
+	case settings.Secret:
+		r.Input = "" // write-only: never put back into a page
+	case settings.Image:
+		r.ImageURL, r.Input = settings.ImageURL(e.Value), ""
+	}
 	return r
 }
 
@@ -96,7 +103,10 @@ func (s *Server) settingRowResponse(c echo.Context, editing bool, input, msg str
 	r := s.settingRow(c, base, e)
 	r.Editing = editing && !r.Locked
 	if editing && msg != "" {
-		r.Editing, r.Input, r.Error = true, input, msg
+		r.Editing, r.Error = true, msg
+		if e.Key.Type != settings.Secret && e.Key.Type != settings.Image {
+			r.Input = input // a typed secret is never echoed back
+		}
 	}
 	return write(c, status, admin.SettingRowView(r))
 }
@@ -109,6 +119,13 @@ func (s *Server) settingSave(c echo.Context) error {
 	}
 	u, _ := currentUser(c)
 	raw := c.FormValue("value")
+	if k, ok := settings.Lookup(c.Param("key")); ok && k.Type == settings.Image {
+		if raw, err = s.storeUploadedImage(c, u.Email, "file"); errors.Is(err, validation.ErrInvalid) {
+			return s.settingRowResponse(c, true, "", validation.Fields(err)["file"], http.StatusUnprocessableEntity)
+		} else if err != nil {
+			return err
+		}
+	}
 	_, err = s.settingsSvc().Set(c.Request().Context(), u.Email, t, c.Param("key"), raw, c.FormValue("lock") == "true")
 	switch {
 	case errors.Is(err, settings.ErrUnknownKey):
@@ -180,4 +197,6 @@ func quoteOr(s string) string {
 }
 
 // settingsSvc resolves settings against this server's tenant registry.
-func (s *Server) settingsSvc() *settings.Service { return settings.NewService(s.db.App, s.tenants) }
+func (s *Server) settingsSvc() *settings.Service {
+	return settings.NewService(s.db.App, s.tenants).WithKeys(s.keys)
+}

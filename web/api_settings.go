@@ -39,6 +39,9 @@ func (s *Server) apiFlags(c echo.Context) error {
 // apiSettings answers every effective setting of the key's tenant with its type and source.
 func (s *Server) apiSettings(c echo.Context) error {
 	return s.apiEffective(c, func(e settings.Effective) (string, any, bool) {
+		if e.Key.Type == settings.Secret { // write-only: services get secrets another way, never here
+			return "", nil, false
+		}
 		return e.Key.Key, apiSetting{Value: typedValue(e), Type: string(e.Key.Type), Source: e.Source}, true
 	})
 }

@@ -756,3 +756,10 @@ func (s *Service) Archive(ctx context.Context, actor string, id int64, archived 
 	}
 	return s.Get(ctx, id)
 }
+
+// Check validates in as Create (templateID 0) or Edit would, storing nothing, so a form can
+// report every field error at once.
+func (s *Service) Check(ctx context.Context, templateID int64, in Input) error {
+	_, err := s.prepare(s.db.App.WithContext(ctx), templateID, in, templateID == 0)
+	return err
+}

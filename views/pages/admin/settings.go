@@ -15,6 +15,8 @@ type SettingRow struct {
 	Locked      bool // locked above: this level cannot change it
 	Own         bool // this level set a value (Reset is possible)
 	Locks       bool // this level's value locks the levels below
+	Reason      string // why a template's compliance profile locked it
+	ImageURL    string // an image value's address
 	SetBy       string
 	SetAt       string
 	CanWrite    bool
