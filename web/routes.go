@@ -85,6 +85,7 @@ func (s *Server) routes() {
 	admin.GET("/tenants/:slug/audit.csv", s.auditCSV)
 	admin.GET("/users", s.userList)
 	admin.POST("/users", s.userCreate)
+	s.outboxRoutes(admin) // e-mail outbox (admin_outbox.go)
 	s.templateRoutes(admin) // provisioning templates, tenant Template section, /media/images (admin_templates.go)
 
 	web.RouteNotFound("/*", func(c echo.Context) error { return echo.ErrNotFound })

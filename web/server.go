@@ -44,6 +44,7 @@ type Server struct {
 
 	verifier          *isolation.Verifier
 	isolationInterval time.Duration
+	mailDelivery      string
 }
 
 // Config is what the server needs from the process.
@@ -56,6 +57,8 @@ type Config struct {
 	Keys *keys.Service
 	// IsolationInterval is how often the scheduled verifier runs (shown on the Isolation page).
 	IsolationInterval time.Duration
+	// MailDelivery describes where the outbox is delivered; empty when SMTP is not configured.
+	MailDelivery string
 }
 
 // New builds the server and its routes.
@@ -72,6 +75,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 		verifier:          isolation.New(cfg.DB, cfg.Log),
 		isolationInterval: cfg.IsolationInterval,
+		mailDelivery:      cfg.MailDelivery,
 	}
 	if s.isolationInterval <= 0 {
 		s.isolationInterval = time.Hour

@@ -25,6 +25,7 @@ import (
 	"github.com/tenantry/tenantry/internal/isolation"
 	"github.com/tenantry/tenantry/internal/jobs"
 	"github.com/tenantry/tenantry/internal/keys"
+	"github.com/tenantry/tenantry/internal/mail"
 	"github.com/tenantry/tenantry/internal/quota"
 	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/web"
@@ -254,14 +255,22 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	river.AddWorker(workers, &tenant.FinishProvisioningWorker{Service: tenant.NewService(d, log, tenant.WithKeys(keySvc))})
 	river.AddWorker(workers, keys.NewRotateWorker(keySvc))
 	river.AddWorker(workers, &quota.RollupWorker{Service: quota.NewService(d)})
-	srv, err := web.New(ctx, web.Config{DB: d, Log: log, SessionKey: []byte(cfg.SessionKey), Keys: keySvc, IsolationInterval: cfg.IsolationInterval})
+	mailer, mailDelivery := mail.NewDeliverer(d.App, nil, log), ""
+	if cfg.SMTP != nil {
+		mailer, mailDelivery = mail.NewDeliverer(d.App, mail.NewSMTPTransport(*cfg.SMTP), log), cfg.SMTP.String()
+		log.Info("delivering e-mail from the outbox", "smtp", mailDelivery)
+	} else {
+		log.Info("TENANTRY_SMTP_URL is not set: e-mail stays in the outbox (admin Outbox page)")
+	}
+	river.AddWorker(workers, &mail.DeliverWorker{Deliverer: mailer})
+	srv, err := web.New(ctx, web.Config{DB: d, Log: log, SessionKey: []byte(cfg.SessionKey), Keys: keySvc, IsolationInterval: cfg.IsolationInterval, MailDelivery: mailDelivery})
 	if err != nil {
 		return err
 	}
 	river.AddWorker(workers, &isolation.VerifyWorker{Verifier: srv.Verifier()})
 	jobClient, err := jobs.New(d.AppPool, workers, []*river.PeriodicJob{
 		identity.PruneAttemptsPeriodic(), tenant.FinishProvisioningPeriodic(), isolation.Periodic(cfg.IsolationInterval),
-		quota.RollupPeriodic()}, log)
+		quota.RollupPeriodic(), mail.DeliverPeriodic()}, log)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/tenantry/tenantry/internal/mail"
 )
 
 // DefaultDatabaseURL is the local PostgreSQL that `make run` and the tests use.
@@ -32,8 +34,11 @@ type Config struct {
 	MasterKeyFile string
 	// IsolationInterval is how often the isolation verifier runs.
 	IsolationInterval time.Duration
-	LogLevel          slog.Level
-	LogFormat         string // "text" or "json"
+	// SMTP is where the outbox is delivered (TENANTRY_SMTP_URL, TENANTRY_MAIL_FROM); nil means
+	// no delivery: messages stay in the outbox, readable on the admin Outbox page.
+	SMTP      *mail.SMTPConfig
+	LogLevel  slog.Level
+	LogFormat string // "text" or "json"
 }
 
 // FromEnv reads the configuration from environment variables.
@@ -60,6 +65,13 @@ func FromEnv() (Config, error) {
 		return c, fmt.Errorf("TENANTRY_ISOLATION_INTERVAL must be a duration of at least 1m, such as 1h or 30m")
 	}
 	c.IsolationInterval = interval
+	if raw := strings.TrimSpace(os.Getenv("TENANTRY_SMTP_URL")); raw != "" {
+		smtp, err := mail.ParseSMTPURL(raw, os.Getenv("TENANTRY_MAIL_FROM"))
+		if err != nil {
+			return c, err
+		}
+		c.SMTP = &smtp
+	}
 	if (c.AdminEmail == "") != (c.AdminPassword == "") {
 		return c, fmt.Errorf("set both TENANTRY_ADMIN_EMAIL and TENANTRY_ADMIN_PASSWORD, or neither")
 	}

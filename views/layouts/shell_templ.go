@@ -55,6 +55,7 @@ var navItems = []navItem{
 	{"settings", "Settings", "/admin/settings"},
 	{"isolation", "Isolation", "/admin/isolation"},
 	{"audit", "Audit trail", "/admin/audit"},
+	{"outbox", "Outbox", "/admin/outbox"},
 	{"users", "Platform users", "/admin/users"},
 }
 
