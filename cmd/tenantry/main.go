@@ -27,6 +27,7 @@ import (
 	"github.com/tenantry/tenantry/internal/keys"
 	"github.com/tenantry/tenantry/internal/mail"
 	"github.com/tenantry/tenantry/internal/quota"
+	"github.com/tenantry/tenantry/internal/settings"
 	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/web"
 )
@@ -250,6 +251,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	keySvc := keys.NewService(d.App, master)
 	// Every owner of data encrypted with tenant keys, so rotations re-encrypt it.
 	keySvc.RegisterReencrypter("credentials", credentials.NewService(d, keySvc))
+	keySvc.RegisterReencrypter("settings", settings.NewService(d.App, tenant.NewService(d, log)).WithKeys(keySvc)) // secret settings
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &identity.PruneAttemptsWorker{Service: users})
 	river.AddWorker(workers, &tenant.FinishProvisioningWorker{Service: tenant.NewService(d, log, tenant.WithKeys(keySvc))})

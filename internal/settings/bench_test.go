@@ -7,8 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/tenantry/tenantry/internal/db/dbtest"
 	"github.com/tenantry/tenantry/internal/settings"
+	"github.com/tenantry/tenantry/internal/templates"
 	"github.com/tenantry/tenantry/internal/tenant"
 )
 
@@ -67,6 +70,27 @@ func BenchmarkHierarchy100k(b *testing.B) {
 	set(&ancestors[0], "flags.sso", "true", true)
 	set(&ancestors[len(ancestors)/2], "notify.channel", "webhook", false)
 	set(&deep, "flags.new_dashboard", "true", false)
+	// The template level too: the deep tenant and its root were made from templates, the root's
+	// carrying compliance locks that bind the whole subtree.
+	tpls := templates.NewService(d)
+	std, err := tpls.Create(ctx, "bench", templates.Input{Name: "Bench Standard", TenantType: "company", Industry: "general", Compliance: "none",
+		PlanKey: "starter", SeedDataset: "empty", Settings: map[string]string{"flags.beta_reports": "true", "branding.primary_colour": "#123456"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hipaa, err := tpls.Create(ctx, "bench", templates.Input{Name: "Bench HIPAA", TenantType: "company", Industry: "healthcare", Compliance: "hipaa",
+		PlanKey: "enterprise", SeedDataset: "empty"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := d.App.Transaction(func(tx *gorm.DB) error {
+		if err := tpls.Apply(tx, deep.ID, std.Latest, "bench"); err != nil {
+			return err
+		}
+		return tpls.Apply(tx, ancestors[0].ID, hipaa.Latest, "bench")
+	}); err != nil {
+		b.Fatal(err)
+	}
 	big, err := ts.Get(ctx, "h-big")
 	if err != nil {
 		b.Fatal(err)
@@ -80,8 +104,12 @@ func BenchmarkHierarchy100k(b *testing.B) {
 		var lat []time.Duration
 		for b.Loop() {
 			start := time.Now()
-			if _, err := s.Effective(ctx, &deep); err != nil {
+			all, err := s.Effective(ctx, &deep)
+			if err != nil {
 				b.Fatal(err)
+			}
+			if all[1].Kind != settings.FromTemplate || all[1].Key.Key != "flags.beta_reports" {
+				b.Fatalf("template level not resolved: %+v", all[1])
 			}
 			lat = append(lat, time.Since(start))
 		}

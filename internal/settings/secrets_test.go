@@ -87,10 +87,30 @@ func TestSecrets(t *testing.T) {
 	if _, err := s.Reveal(ctx, child, "integrations.smtp_password"); !errors.Is(err, settings.ErrNoSecret) {
 		t.Fatalf("unset secret: %v", err)
 	}
-	// Key rotation moves the secret to the new key; it still decrypts.
+	// Key rotation (keys.Reencrypter) rewrites the ciphertext in place; it still decrypts.
 	if n, err := s.Count(ctx, parent.ID); err != nil || n != 1 {
 		t.Fatalf("count %d %v", n, err)
 	}
+	rewrap := func(ct, ad []byte) ([]byte, error) {
+		pt, err := k.Decrypt(ctx, parent.ID, ct, ad)
+		if err != nil {
+			return nil, err
+		}
+		return k.Encrypt(ctx, parent.ID, pt, ad)
+	}
+	done := 0
+	if err := s.Reencrypt(ctx, parent.ID, rewrap, func(n int) error { done = n; return nil }); err != nil || done != 1 {
+		t.Fatalf("reencrypt: %d %v", done, err)
+	}
+	var rewrapped string
+	d.App.Raw("SELECT value FROM tenantry.setting_values WHERE key = ? AND tenant_id = ?", key, parent.ID).Scan(&rewrapped)
+	if rewrapped == stored {
+		t.Fatal("reencrypt left the ciphertext as it was")
+	}
+	if got, err := s.Reveal(ctx, child, key); err != nil || string(got) != secret {
+		t.Fatalf("after reencrypt: %q %v", got, err)
+	}
+	stored = rewrapped
 	// Moving the ciphertext to another tenant does not decrypt (bound to tenant and key).
 	if err := d.App.Exec("INSERT INTO tenantry.setting_values (tenant_id, key, value, set_by) VALUES (?, ?, ?, 'x')", child.ID, key, stored).Error; err != nil {
 		t.Fatal(err)
