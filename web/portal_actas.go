@@ -3,7 +3,6 @@ package web
 import (
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -48,7 +47,7 @@ func (s *Server) actAsStart(c echo.Context) error {
 	if !u.CanWrite() { // readOnlyForExecutives already refused; never rely on one check alone
 		return errReadOnly
 	}
-	reason, err := s.tenantAuth().StartActing(c.Request().Context(), a.tenant.ID, u.Email, c.FormValue("reason"))
+	reason, started, err := s.tenantAuth().StartActing(c.Request().Context(), a.tenant.ID, u.Email, c.FormValue("reason"))
 	switch {
 	case errors.Is(err, validation.ErrInvalid):
 		return s.renderTenant(c, http.StatusUnprocessableEntity, "users", func(m *admin.TenantDetail) {
@@ -61,7 +60,7 @@ func (s *Server) actAsStart(c echo.Context) error {
 		return err
 	}
 	err = s.startPortalSession(c, a.tenant.ID, map[any]any{
-		keyActAsBy: u.ID, keyActAsReason: reason, keyActAsSince: time.Now().Unix()})
+		keyActAsBy: u.ID, keyActAsReason: reason, keyActAsSince: started.Unix()})
 	if err != nil {
 		return err
 	}

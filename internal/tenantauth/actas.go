@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/riverqueue/river"
 	"gorm.io/gorm"
 
 	"github.com/tenantry/tenantry/internal/audit"
@@ -49,23 +50,25 @@ func ValidateReason(reason string) (string, error) {
 // StartActing records that platform admin platformEmail starts acting as an admin of tenant
 // tenantID, for reason, in the tenant's trail and in the platform's. It refuses a closed tenant
 // (*ClosedError) and a missing or too short reason (validation error on "reason"), and returns
-// the reason as recorded. Access must be granted only when it succeeds. Both trails get their
-// event in one transaction.
-func (s *Service) StartActing(ctx context.Context, tenantID int64, platformEmail, reason string) (string, error) {
+// the reason as recorded and the start time, which the session keeps and StopActing is given
+// back. Access must be granted only when it succeeds. Both trails get their event in one
+// transaction.
+func (s *Service) StartActing(ctx context.Context, tenantID int64, platformEmail, reason string) (string, time.Time, error) {
 	t, err := s.Tenant(ctx, tenantID)
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	reason, rerr := ValidateReason(reason)
 	if err := CheckOpen(t); err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	if rerr != nil {
-		return "", rerr
+		return "", time.Time{}, rerr
 	}
-	detail := audit.Detail(map[string]any{"reason": reason, "platform_user": platformEmail})
+	started := time.Now().UTC().Truncate(time.Second)
+	detail := audit.Detail(map[string]any{"reason": reason, "platform_user": platformEmail, "started_at": started.Unix()})
 	err = s.recordBoth(ctx, t, platformEmail, "act_as.started", "tenant.act_as_started", detail)
-	return reason, err
+	return reason, started, err
 }
 
 // recordBoth writes one event to the tenant's trail and one to the platform's, in one
@@ -89,15 +92,88 @@ const (
 )
 
 // StopActing records the end of platform admin platformEmail's act-as session in tenant
-// tenantID, started at started for reason, in both trails. It works whatever the tenant's state.
+// tenantID, started at started for reason, in both trails. It works whatever the tenant's state,
+// and records each session's end once: a session already recorded as ended (say by
+// SweepAbandonedActAs before its admin came back) is left as it is.
 func (s *Service) StopActing(ctx context.Context, tenantID int64, platformEmail, reason, how string, started time.Time) error {
+	return s.stopActing(ctx, tenantID, platformEmail, reason, how, started, time.Now())
+}
+
+func (s *Service) stopActing(ctx context.Context, tenantID int64, platformEmail, reason, how string, started, now time.Time) error {
 	t, err := s.Tenant(ctx, tenantID)
 	if err != nil {
 		return err
 	}
 	detail := map[string]any{"reason": reason, "platform_user": platformEmail, "ended": how}
 	if !started.IsZero() {
-		detail["duration_seconds"] = int64(time.Since(started).Seconds())
+		detail["started_at"] = started.Unix()
+		detail["duration_seconds"] = int64(min(now.Sub(started), ActAsMaxDuration).Seconds())
+		var n int64
+		err := s.db.App.WithContext(ctx).Model(&audit.Event{}).
+			Where("tenant_id = ? AND actor = ? AND action = ? AND detail->>'started_at' = ?",
+				t.ID, platformEmail, "tenant.act_as_stopped", fmt.Sprint(started.Unix())).Count(&n).Error
+		if err != nil || n > 0 {
+			return err
+		}
 	}
 	return s.recordBoth(ctx, t, platformEmail, "act_as.stopped", "tenant.act_as_stopped", audit.Detail(detail))
+}
+
+// actAsSweepWindow is how far back SweepAbandonedActAs looks for sessions nobody ended.
+const actAsSweepWindow = 30 * 24 * time.Hour
+
+// SweepAbandonedActAs records the end of act-as sessions that expired without their admin
+// coming back (a closed browser records nothing otherwise), as of now, and returns how many it
+// ended. The periodic ActAsSweepWorker runs it.
+func (s *Service) SweepAbandonedActAs(ctx context.Context, now time.Time) (int, error) {
+	type open struct {
+		TenantID int64
+		Actor    string
+		Reason   string
+		Started  int64
+	}
+	var sessions []open
+	err := s.db.App.WithContext(ctx).Raw(`
+		SELECT st.tenant_id, st.actor, st.detail->>'reason' AS reason, (st.detail->>'started_at')::bigint AS started
+		  FROM tenantry.audit_events st
+		 WHERE st.action = 'tenant.act_as_started' AND st.detail->>'started_at' IS NOT NULL
+		   AND st.created_at > ? AND st.created_at < ?
+		   AND NOT EXISTS (SELECT 1 FROM tenantry.audit_events sp
+		                    WHERE sp.action = 'tenant.act_as_stopped' AND sp.tenant_id = st.tenant_id
+		                      AND sp.actor = st.actor AND sp.detail->>'started_at' = st.detail->>'started_at')
+		 ORDER BY st.id`, now.Add(-actAsSweepWindow), now.Add(-ActAsMaxDuration)).Scan(&sessions).Error
+	if err != nil {
+		return 0, fmt.Errorf("tenantauth: find abandoned act-as sessions: %w", err)
+	}
+	for i, o := range sessions {
+		if err := s.stopActing(ctx, o.TenantID, o.Actor, o.Reason, EndExpired, time.Unix(o.Started, 0), now); err != nil {
+			return i, err
+		}
+	}
+	return len(sessions), nil
+}
+
+// ActAsSweepArgs asks for abandoned act-as sessions to be recorded as ended.
+type ActAsSweepArgs struct{}
+
+// Kind names the job in River.
+func (ActAsSweepArgs) Kind() string { return "tenantauth.sweep_act_as" }
+
+// ActAsSweepWorker runs SweepAbandonedActAs.
+type ActAsSweepWorker struct {
+	river.WorkerDefaults[ActAsSweepArgs]
+	Service *Service
+}
+
+// Work ends the act-as sessions that expired unvisited.
+func (w *ActAsSweepWorker) Work(ctx context.Context, _ *river.Job[ActAsSweepArgs]) error {
+	_, err := w.Service.SweepAbandonedActAs(ctx, time.Now())
+	return err
+}
+
+// ActAsSweepPeriodic runs the sweep every ten minutes.
+func ActAsSweepPeriodic() *river.PeriodicJob {
+	return river.NewPeriodicJob(river.PeriodicInterval(10*time.Minute),
+		func() (river.JobArgs, *river.InsertOpts) { return ActAsSweepArgs{}, nil },
+		&river.PeriodicJobOpts{RunOnStart: true})
 }

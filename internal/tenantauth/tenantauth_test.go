@@ -319,18 +319,18 @@ func TestActAs(t *testing.T) {
 	ctx := context.Background()
 	a := b.tenant(t, "a")
 	for _, reason := range []string{"", "   ", "too short", strings.Repeat("x", tenantauth.MaxReasonLength+1)} {
-		if _, err := b.svc.StartActing(ctx, a.ID, "ada@example.com", reason); validation.Fields(err)["reason"] == "" {
+		if _, _, err := b.svc.StartActing(ctx, a.ID, "ada@example.com", reason); validation.Fields(err)["reason"] == "" {
 			t.Errorf("reason %q: err = %v, want a reason error", reason, err)
 		}
 	}
 	if n, err := audit.VerifyTenant(ctx, b.db, a.ID); err != nil || n != 0 {
 		t.Fatalf("refused act-as left %d tenant events (%v)", n, err)
 	}
-	reason, err := b.svc.StartActing(ctx, a.ID, "ada@example.com", "  Ticket 4711:\n reset the admin's password ")
+	reason, started, err := b.svc.StartActing(ctx, a.ID, "ada@example.com", "  Ticket 4711:\n reset the admin's password ")
 	if err != nil || reason != "Ticket 4711: reset the admin's password" {
 		t.Fatalf("start: %q, %v", reason, err)
 	}
-	if err := b.svc.StopActing(ctx, a.ID, "ada@example.com", reason, tenantauth.EndStopped, time.Now().Add(-time.Minute)); err != nil {
+	if err := b.svc.StopActing(ctx, a.ID, "ada@example.com", reason, tenantauth.EndStopped, started); err != nil {
 		t.Fatal(err)
 	}
 	events, err := audit.ListTenant(ctx, b.db, a.ID, 10)
@@ -348,7 +348,40 @@ func TestActAs(t *testing.T) {
 	}
 
 	b.setState(t, a, "suspended")
-	if _, err := b.svc.StartActing(ctx, a.ID, "ada@example.com", "Ticket 4712: look around"); !errors.Is(err, tenantauth.ErrTenantClosed) {
+	if _, _, err := b.svc.StartActing(ctx, a.ID, "ada@example.com", "Ticket 4712: look around"); !errors.Is(err, tenantauth.ErrTenantClosed) {
 		t.Errorf("act as in a suspended tenant: %v, want ErrTenantClosed", err)
+	}
+}
+
+// An act-as session whose admin never comes back is recorded as ended once by the sweep, and not
+// again when the admin does come back later.
+func TestSweepAbandonedActAs(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	a := b.tenant(t, "sweep")
+	reason, started, err := b.svc.StartActing(ctx, a.ID, "ada@example.com", "Ticket 4713: check the import")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.svc.SweepAbandonedActAs(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("sweep of a live session ended %d (%v)", n, err)
+	}
+	later := time.Now().Add(tenantauth.ActAsMaxDuration + time.Minute)
+	if n, err := b.svc.SweepAbandonedActAs(ctx, later); err != nil || n != 1 {
+		t.Fatalf("sweep after expiry ended %d, want 1 (%v)", n, err)
+	}
+	if n, err := b.svc.SweepAbandonedActAs(ctx, later); err != nil || n != 0 {
+		t.Fatalf("second sweep ended %d, want 0 (%v)", n, err)
+	}
+	// The admin's browser comes back with the old session: nothing more is recorded.
+	if err := b.svc.StopActing(ctx, a.ID, "ada@example.com", reason, tenantauth.EndExpired, started); err != nil {
+		t.Fatal(err)
+	}
+	events, err := audit.ListTenant(ctx, b.db, a.ID, 10)
+	if err != nil || len(events) != 2 || events[0].Action != "act_as.stopped" || !strings.Contains(string(events[0].Detail), `"duration_seconds": 3600`) {
+		t.Fatalf("tenant events = %+v, %v", events, err)
+	}
+	if _, err := audit.Verify(ctx, b.db.App); err != nil {
+		t.Errorf("platform chain: %v", err)
 	}
 }
