@@ -171,6 +171,7 @@ type apiQuotaDimension struct {
 	Remaining int64      `json:"remaining"`
 	State     string     `json:"state"`
 	ResetAt   *time.Time `json:"reset_at"`
+	apiQuotaExtras
 }
 
 // apiQuota answers with the key's tenant's limits, usage and state on every dimension.
@@ -183,13 +184,17 @@ func (s *Server) apiQuota(c echo.Context) error {
 	if err != nil {
 		return quotaAPIError(err)
 	}
+	extras, err := s.quotaExtras(c.Request().Context(), p.Tenant.ID)
+	if err != nil {
+		return err
+	}
 	out := struct {
 		Dimensions []apiQuotaDimension `json:"dimensions"`
 	}{Dimensions: make([]apiQuotaDimension, 0, len(limits))}
 	for _, l := range limits {
 		d := apiQuotaDimension{Dimension: l.Dimension.Key, Name: l.Dimension.Name, Unit: l.Dimension.Unit, Kind: l.Dimension.Kind,
 			Category: l.Dimension.Category, Reset: l.Dimension.ResetPeriod, SoftLimit: l.Soft, Limit: l.Hard, Used: l.Used,
-			Remaining: l.Remaining, State: l.State}
+			Remaining: l.Remaining, State: l.State, apiQuotaExtras: extras(l)}
 		if !l.ResetAt.IsZero() {
 			at := l.ResetAt.UTC()
 			d.ResetAt = &at

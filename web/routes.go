@@ -70,6 +70,7 @@ func (s *Server) routes() {
 	admin.GET("/tenants/:slug/quotas/:dimension", s.quotaShow)
 	admin.GET("/tenants/:slug/quotas/:dimension/edit", s.quotaEdit)
 	admin.POST("/tenants/:slug/quotas/:dimension", s.quotaSave)
+	s.quotaDynamicsRoutes(admin) // grants, burst, pools, alerts, scaling rules, charts (admin_quotas_dynamics.go)
 	admin.POST("/tenants/:slug/api-keys", s.apiKeyCreate)
 	admin.POST("/tenants/:slug/api-keys/:id/revoke", s.apiKeyRevoke)
 	admin.GET("/isolation", s.isolationPage)

@@ -21,6 +21,7 @@ import (
 	"github.com/tenantry/tenantry/internal/identity"
 	"github.com/tenantry/tenantry/internal/isolation"
 	"github.com/tenantry/tenantry/internal/keys"
+	"github.com/tenantry/tenantry/internal/lifecycle"
 	"github.com/tenantry/tenantry/internal/quota"
 	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/static"
@@ -44,6 +45,7 @@ type Server struct {
 
 	verifier          *isolation.Verifier
 	isolationInterval time.Duration
+	lifecycle         *lifecycle.Service // decommissioning (admin_lifecycle.go)
 	mailDelivery      string
 }
 
@@ -57,6 +59,10 @@ type Config struct {
 	Keys *keys.Service
 	// IsolationInterval is how often the scheduled verifier runs (shown on the Isolation page).
 	IsolationInterval time.Duration
+	// Master signs certificates of data destruction (it wraps the signing key); nil: none.
+	Master keys.Master
+	// ExportDir keeps tenants' export archives; empty means lifecycle.DefaultExportDir.
+	ExportDir string
 	// MailDelivery describes where the outbox is delivered; empty when SMTP is not configured.
 	MailDelivery string
 }
@@ -81,6 +87,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.isolationInterval = time.Hour
 	}
 	s.verifier.Add(s.IsolationProbes()...)
+	s.lifecycle = newLifecycle(cfg, s.tenants)
 	if cfg.Keys != nil {
 		s.credentials = credentials.NewService(cfg.DB, cfg.Keys)
 	}

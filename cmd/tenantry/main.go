@@ -257,6 +257,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	river.AddWorker(workers, &tenant.FinishProvisioningWorker{Service: tenant.NewService(d, log, tenant.WithKeys(keySvc))})
 	river.AddWorker(workers, keys.NewRotateWorker(keySvc))
 	river.AddWorker(workers, &quota.RollupWorker{Service: quota.NewService(d)})
+	// Quota alerts (evaluated every 5 s), their webhooks, grant expiries and scaling rules.
+	quotaJobs := quota.NewService(d)
+	if err := quotaJobs.SetNotifier(&quota.Notifier{Prefs: quota.SettingsPrefs(d, settings.NewService(d.App, tenant.NewService(d, log))),
+		Secret: quota.SettingsSecret(d, settings.NewService(d.App, tenant.NewService(d, log)).WithKeys(keySvc))}); err != nil {
+		return err
+	}
+	river.AddWorker(workers, &quota.AlertsWorker{Service: quotaJobs})
+	river.AddWorker(workers, &quota.WebhookWorker{Service: quotaJobs})
+	river.AddWorker(workers, &quota.ScalingWorker{Service: quotaJobs})
 	mailer, mailDelivery := mail.NewDeliverer(d.App, nil, log), ""
 	if cfg.SMTP != nil {
 		mailer, mailDelivery = mail.NewDeliverer(d.App, mail.NewSMTPTransport(*cfg.SMTP), log), cfg.SMTP.String()
@@ -272,7 +281,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	river.AddWorker(workers, &isolation.VerifyWorker{Verifier: srv.Verifier()})
 	jobClient, err := jobs.New(d.AppPool, workers, []*river.PeriodicJob{
 		identity.PruneAttemptsPeriodic(), tenant.FinishProvisioningPeriodic(), isolation.Periodic(cfg.IsolationInterval),
-		quota.RollupPeriodic(), mail.DeliverPeriodic()}, log)
+		quota.RollupPeriodic(), quota.AlertsPeriodic(), quota.ScalingPeriodic(), mail.DeliverPeriodic()}, log)
 	if err != nil {
 		return err
 	}

@@ -254,8 +254,31 @@ type NewTenant struct {
 
 var slugRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
-// Create registers a tenant after validating every field; on any error nothing is stored.
+// Create registers a tenant after validating every field and prepares its plane at once; on a
+// validation error nothing is stored. The admin UI provisions through internal/provisioning
+// instead (Register, then a durable workflow); Create stays for the demo seed, the CLI and tests.
 func (s *Service) Create(ctx context.Context, actor string, n NewTenant) (Tenant, error) {
+	var t Tenant
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		t, err = s.Register(tx, actor, n)
+		return err
+	})
+	if err != nil {
+		return Tenant{}, err
+	}
+	if err := s.activate(ctx, t.ID); err != nil {
+		s.log.Error("prepare tenant plane", "tenant", t.ID, "err", err)
+		t, _ = s.Get(ctx, t.Slug)
+		return t, fmt.Errorf("%w: %v", ErrPlanePending, err)
+	}
+	return s.Get(ctx, t.Slug)
+}
+
+// Register validates n and stores the tenant in state provisioning inside tx, the caller's
+// transaction, with its audit event; it prepares nothing else. A validation error
+// (validation.Errors) names the fields.
+func (s *Service) Register(tx *gorm.DB, actor string, n NewTenant) (Tenant, error) {
 	n.Slug = strings.ToLower(strings.TrimSpace(n.Slug))
 	n.Name = strings.TrimSpace(n.Name)
 	n.ParentSlug = strings.ToLower(strings.TrimSpace(n.ParentSlug))
@@ -275,60 +298,51 @@ func (s *Service) Create(ctx context.Context, actor string, n NewTenant) (Tenant
 		errs.Add("name", "Use at most 200 characters.")
 	}
 	var t Tenant
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var plan Plan
-		if n.PlanKey == "" {
-			errs.Add("plan", "Choose a plan.")
-		} else if err := tx.Where("key = ?", n.PlanKey).First(&plan).Error; errors.Is(err, gorm.ErrRecordNotFound) {
-			errs.Add("plan", "Choose one of the listed plans.")
+	var plan Plan
+	if n.PlanKey == "" {
+		errs.Add("plan", "Choose a plan.")
+	} else if err := tx.Where("key = ?", n.PlanKey).First(&plan).Error; errors.Is(err, gorm.ErrRecordNotFound) {
+		errs.Add("plan", "Choose one of the listed plans.")
+	} else if err != nil {
+		return t, err
+	}
+	var parent Tenant
+	if n.ParentSlug != "" {
+		if err := tx.Where("slug = ?", n.ParentSlug).First(&parent).Error; errors.Is(err, gorm.ErrRecordNotFound) {
+			errs.Add("parent", "No tenant has this slug.")
 		} else if err != nil {
-			return err
+			return t, err
 		}
-		var parent Tenant
-		if n.ParentSlug != "" {
-			if err := tx.Where("slug = ?", n.ParentSlug).First(&parent).Error; errors.Is(err, gorm.ErrRecordNotFound) {
-				errs.Add("parent", "No tenant has this slug.")
-			} else if err != nil {
-				return err
-			}
+	}
+	if errs["slug"] == "" {
+		var taken int64
+		if err := tx.Model(&Tenant{}).Where("slug = ?", n.Slug).Count(&taken).Error; err != nil {
+			return t, err
 		}
-		if errs["slug"] == "" {
-			var taken int64
-			if err := tx.Model(&Tenant{}).Where("slug = ?", n.Slug).Count(&taken).Error; err != nil {
-				return err
-			}
-			if taken > 0 {
-				errs.Add("slug", "This slug is already taken.")
-			}
+		if taken > 0 {
+			errs.Add("slug", "This slug is already taken.")
 		}
-		if err := errs.Err(); err != nil {
-			return err
-		}
-		t = Tenant{Slug: n.Slug, Name: n.Name, State: "provisioning", PlanKey: n.PlanKey}
-		if parent.ID != 0 {
-			t.ParentID = &parent.ID
-		}
-		if err := tx.Create(&t).Error; err != nil {
-			if errors.Is(err, gorm.ErrDuplicatedKey) { // lost a race for the slug
-				return validation.Errors{"slug": "This slug is already taken."}
-			}
-			return err
-		}
-		detail := map[string]any{"name": t.Name, "plan": t.PlanKey}
-		if n.ParentSlug != "" {
-			detail["parent"] = n.ParentSlug
-		}
-		return audit.Record(tx, audit.Event{TenantID: &t.ID, Actor: actor, Action: "tenant.created", Target: t.Slug, Detail: audit.Detail(detail)})
-	})
+	}
+	if err := errs.Err(); err != nil {
+		return t, err
+	}
+	t = Tenant{Slug: n.Slug, Name: n.Name, State: "provisioning", PlanKey: n.PlanKey}
+	if parent.ID != 0 {
+		t.ParentID = &parent.ID
+	}
+	// A savepoint: losing the race for the slug must leave the caller's transaction usable.
+	err := tx.Transaction(func(tx *gorm.DB) error { return tx.Create(&t).Error })
 	if err != nil {
+		if errors.Is(err, gorm.ErrDuplicatedKey) { // lost a race for the slug
+			return Tenant{}, validation.Errors{"slug": "This slug is already taken."}
+		}
 		return Tenant{}, err
 	}
-	if err := s.activate(ctx, t.ID); err != nil {
-		s.log.Error("prepare tenant plane", "tenant", t.ID, "err", err)
-		t, _ = s.Get(ctx, t.Slug)
-		return t, fmt.Errorf("%w: %v", ErrPlanePending, err)
+	detail := map[string]any{"name": t.Name, "plan": t.PlanKey}
+	if n.ParentSlug != "" {
+		detail["parent"] = n.ParentSlug
 	}
-	return s.Get(ctx, t.Slug)
+	return t, audit.Record(tx, audit.Event{TenantID: &t.ID, Actor: actor, Action: "tenant.created", Target: t.Slug, Detail: audit.Detail(detail)})
 }
 
 // activate prepares the tenant's schema and role and its encryption keyset, then moves it from
@@ -359,10 +373,12 @@ func (s *Service) activate(ctx context.Context, id int64) error {
 }
 
 // FinishProvisioning activates tenants left in provisioning for longer than grace (a crash or a
-// database error interrupted them). It returns how many it completed.
+// database error interrupted them). It returns how many it completed. Tenants made by a
+// provisioning run are left to their run, which resumes by itself and may have failed on purpose.
 func (s *Service) FinishProvisioning(ctx context.Context, grace time.Duration) (int, error) {
 	var ids []int64
 	err := s.db.WithContext(ctx).Model(&Tenant{}).Where("state = 'provisioning' AND updated_at < ?", time.Now().UTC().Add(-grace)).
+		Where("NOT EXISTS (SELECT 1 FROM tenantry.provisioning_runs r WHERE r.tenant_id = tenants.id)").
 		Order("id").Limit(500).Pluck("id", &ids).Error
 	if err != nil {
 		return 0, err
