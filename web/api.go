@@ -125,12 +125,14 @@ func (s *Server) requireAPIKey(next echo.HandlerFunc) echo.HandlerFunc {
 			return &apiError{Status: http.StatusForbidden, Code: "address_not_allowed", Err: err,
 				Message: fmt.Sprintf("This tenant accepts API calls only from its IP allowlist, and %s is not on it.", addrText(addr))}
 		case errors.As(err, &ns):
-			return &apiError{Status: http.StatusForbidden, Code: "tenant_not_serving", Err: err,
-				Message: fmt.Sprintf("Tenant %s is %s, so its API keys are refused until it is active again.", ns.Slug, ns.State)}
+			return s.lifecycleNotServing(c, ns) // names the reason and a contact (lifecycle_guard.go)
 		case err != nil:
 			return err
 		}
 		c.Set(ctxPrincipal, p)
+		if err := s.lifecycleAPIGuard(c, p); err != nil { // read-only while decommissioning (lifecycle_guard.go)
+			return err
+		}
 		return next(c)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/a-h/templ"
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 
@@ -28,7 +29,7 @@ import (
 func (s *Server) portalRoutes(g *echo.Group) {
 	s.echo.Pre(s.portalHosts())
 
-	t := g.Group("/t/:slug", s.portalTenant, s.loadPortalUser)
+	t := g.Group("/t/:slug", s.portalTenant, s.loadPortalUser, s.lifecyclePortalGuard)
 	t.GET("/login", s.portalSignInForm)
 	t.POST("/login", s.portalSignIn)
 	t.POST("/logout", s.portalSignOut)
@@ -64,6 +65,8 @@ type portalAccess struct {
 	actAs *actAsSession
 	// actAsEnded is set when this request found an act-as session ended (expired, revoked).
 	actAsEnded string
+	// banner, when set, tells of the tenant's decommissioning on every page (lifecycle_guard.go).
+	banner templ.Component
 }
 
 type actAsSession struct {

@@ -26,6 +26,7 @@ func portalFrame(a *portalAccess) *layouts.Portal {
 	case a.user != nil:
 		f.User = &layouts.PortalUser{Name: a.user.Name, Role: string(a.user.Role)}
 	}
+	f.Banner = a.banner // the tenant's decommissioning (lifecycle_guard.go)
 	return f
 }
 

@@ -88,6 +88,7 @@ func (s *Server) routes() {
 	admin.POST("/users", s.userCreate)
 	s.outboxRoutes(admin) // e-mail outbox (admin_outbox.go)
 	s.templateRoutes(admin) // provisioning templates, tenant Template section, /media/images (admin_templates.go)
+	s.lifecycleRoutes(web, admin) // Lifecycle tab, tenant portal export, public /verify (admin_lifecycle.go)
 
 	web.RouteNotFound("/*", func(c echo.Context) error { return echo.ErrNotFound })
 }

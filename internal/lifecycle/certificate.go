@@ -228,6 +228,9 @@ func PublicKeyFrom(gdb *gorm.DB) (ed25519.PublicKey, bool, error) {
 	return ed25519.PublicKey(pub), true, nil
 }
 
+// CanSign reports whether a master key is configured, so certificates can be signed.
+func (s *Service) CanSign() bool { return s.master != nil }
+
 // EnsureSigningKey makes the signing key exist (so /verify can publish it) when a master key is
 // configured; without one it does nothing.
 func (s *Service) EnsureSigningKey(ctx context.Context) error {

@@ -606,3 +606,11 @@ func measure(f *zip.File, name string) (ManifestFile, error) {
 	}
 	return mf, nil
 }
+
+// RecordDownload audits a download of an export archive.
+func (s *Service) RecordDownload(ctx context.Context, actor string, t tenant.Tenant, e Export) error {
+	return s.d.App.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return audit.Record(tx, audit.Event{TenantID: &t.ID, Actor: actor, Action: "tenant.export_downloaded", Target: t.Slug,
+			Detail: audit.Detail(map[string]any{"export": e.ID, "file": e.FileName, "sha256": e.SHA256})})
+	})
+}

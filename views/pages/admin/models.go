@@ -166,6 +166,7 @@ type TenantDetail struct {
 	Audit       AuditList
 	Users       TenantUsers
 	Quotas      Quotas
+	Lifecycle   LifecyclePanel
 }
 
 // TabURL is the address of a tab.
