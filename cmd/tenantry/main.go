@@ -25,6 +25,7 @@ import (
 	"github.com/tenantry/tenantry/internal/isolation"
 	"github.com/tenantry/tenantry/internal/jobs"
 	"github.com/tenantry/tenantry/internal/keys"
+	"github.com/tenantry/tenantry/internal/lifecycle"
 	"github.com/tenantry/tenantry/internal/mail"
 	"github.com/tenantry/tenantry/internal/quota"
 	"github.com/tenantry/tenantry/internal/settings"
@@ -41,6 +42,8 @@ Commands:
   verify-isolation   probe sampled tenant pairs across every access path; exits non-zero on a breach
   verify-audit       re-check the platform audit chain and every tenant's own chain; non-zero when one is broken
   gen-master-key F   write a new random master key to file F (mode 0600; never overwrites)
+  verify-certificate F  check a certificate of data destruction (signature, exact bytes, platform key)
+  verify-export F    check an export archive against its manifest (files, SHA-256, row counts)
 
 Configuration is read from the environment; see README.md.
 `
@@ -75,6 +78,10 @@ func run(ctx context.Context, args []string) error {
 		return verifyIsolation(ctx, cfg, log)
 	case "verify-audit":
 		return verifyAudit(ctx, cfg, log)
+	case "verify-certificate": // certificates of data destruction (lifecycle.go)
+		return verifyCertificate(ctx, cfg, log, args[1:])
+	case "verify-export":
+		return verifyExport(args[1:])
 	case "gen-master-key":
 		if len(args) != 2 {
 			return errors.New("usage: tenantry gen-master-key FILE")
@@ -274,12 +281,19 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		log.Info("TENANTRY_SMTP_URL is not set: e-mail stays in the outbox (admin Outbox page)")
 	}
 	river.AddWorker(workers, &mail.DeliverWorker{Deliverer: mailer})
-	srv, err := web.New(ctx, web.Config{DB: d, Log: log, SessionKey: []byte(cfg.SessionKey), Keys: keySvc, IsolationInterval: cfg.IsolationInterval, MailDelivery: mailDelivery})
+	srv, err := web.New(ctx, web.Config{DB: d, Log: log, SessionKey: []byte(cfg.SessionKey), Keys: keySvc, IsolationInterval: cfg.IsolationInterval, MailDelivery: mailDelivery,
+		Master: master, ExportDir: lifecycleExportDir()})
 	if err != nil {
 		return err
 	}
 	river.AddWorker(workers, &isolation.VerifyWorker{Verifier: srv.Verifier()})
-	jobClient, err := jobs.New(d.AppPool, workers, []*river.PeriodicJob{
+	lc := srv.Lifecycle() // decommissioning: the minute tick and export jobs (internal/lifecycle)
+	if err := lc.EnableJobs(); err != nil {
+		return err
+	}
+	river.AddWorker(workers, &lifecycle.TickWorker{Service: lc})
+	river.AddWorker(workers, &lifecycle.ExportWorker{Service: lc})
+	jobClient, err := jobs.New(d.AppPool, workers, []*river.PeriodicJob{lifecycle.TickPeriodic(),
 		identity.PruneAttemptsPeriodic(), tenant.FinishProvisioningPeriodic(), isolation.Periodic(cfg.IsolationInterval),
 		quota.RollupPeriodic(), quota.AlertsPeriodic(), quota.ScalingPeriodic(), mail.DeliverPeriodic()}, log)
 	if err != nil {
