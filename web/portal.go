@@ -33,6 +33,7 @@ func (s *Server) portalRoutes(g *echo.Group) {
 	t.GET("/login", s.portalSignInForm)
 	t.POST("/login", s.portalSignIn)
 	t.POST("/logout", s.portalSignOut)
+	s.portalMFARoutes(t) // the second step of sign-in (portal_mfa.go)
 	t.GET("", s.portalHome, s.requirePortalUser)
 	t.POST("/users", s.portalUserCreate, s.requirePortalUser)
 	t.POST("/logout-all", s.portalSignOutEverywhere, s.requirePortalUser)

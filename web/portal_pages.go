@@ -72,10 +72,7 @@ func (s *Server) portalSignIn(c echo.Context) error {
 	case err != nil:
 		return err
 	}
-	if err := s.startPortalSession(c, a.tenant.ID, map[any]any{keyPortalUser: u.ID, keyPortalEpoch: u.SessionEpoch}); err != nil {
-		return err
-	}
-	return c.Redirect(http.StatusSeeOther, a.url(""))
+	return s.portalPasswordAccepted(c, u) // signs in, or asks for the second factor (portal_mfa.go)
 }
 
 // portalSignOut ends this browser's portal session; for an acting platform admin it stops acting.
