@@ -31,6 +31,7 @@ func (s *Server) apiRoutes(g *echo.Group) {
 	g.POST("/quota/consume", s.apiQuotaConsume, s.requireAPIKey)
 	g.POST("/usage", s.apiUsage, s.requireAPIKey)
 	s.apiSettingsRoutes(g)
+	s.billingAPIRoutes(g) // POST /invoices/{id}/payments (api_billing.go)
 	g.RouteNotFound("/*", func(echo.Context) error { return echo.ErrNotFound })
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/tenantry/tenantry/internal/audit"
+	"github.com/tenantry/tenantry/internal/billing"
 	"github.com/tenantry/tenantry/internal/config"
 	"github.com/tenantry/tenantry/internal/credentials"
 	"github.com/tenantry/tenantry/internal/db"
@@ -30,7 +31,6 @@ import (
 	"github.com/tenantry/tenantry/internal/quota"
 	"github.com/tenantry/tenantry/internal/settings"
 	"github.com/tenantry/tenantry/internal/tenant"
-	"github.com/tenantry/tenantry/internal/tenantauth"
 	"github.com/tenantry/tenantry/web"
 )
 
@@ -259,12 +259,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	keySvc := keys.NewService(d.App, master)
 	// Every owner of data encrypted with tenant keys, so rotations re-encrypt it.
 	keySvc.RegisterReencrypter("credentials", credentials.NewService(d, keySvc))
-	keySvc.RegisterReencrypter("mfa", tenantauth.NewMFA(tenantauth.NewService(d), keySvc))
 	keySvc.RegisterReencrypter("settings", settings.NewService(d.App, tenant.NewService(d, log)).WithKeys(keySvc)) // secret settings
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &identity.PruneAttemptsWorker{Service: users})
 	river.AddWorker(workers, &tenant.FinishProvisioningWorker{Service: tenant.NewService(d, log, tenant.WithKeys(keySvc))})
 	river.AddWorker(workers, keys.NewRotateWorker(keySvc))
+	billingSvc := billing.NewService(d) // monthly invoices and the overdue sweep
+	river.AddWorker(workers, &billing.InvoiceWorker{Service: billingSvc})
+	river.AddWorker(workers, &billing.OverdueWorker{Service: billingSvc})
 	river.AddWorker(workers, &quota.RollupWorker{Service: quota.NewService(d)})
 	// Quota alerts (evaluated every 5 s), their webhooks, grant expiries and scaling rules.
 	quotaJobs := quota.NewService(d)
@@ -296,6 +298,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	river.AddWorker(workers, &lifecycle.TickWorker{Service: lc})
 	river.AddWorker(workers, &lifecycle.ExportWorker{Service: lc})
 	jobClient, err := jobs.New(d.AppPool, workers, []*river.PeriodicJob{lifecycle.TickPeriodic(),
+		billing.InvoicePeriodic(), billing.OverduePeriodic(),
 		identity.PruneAttemptsPeriodic(), tenant.FinishProvisioningPeriodic(), isolation.Periodic(cfg.IsolationInterval),
 		quota.RollupPeriodic(), quota.AlertsPeriodic(), quota.ScalingPeriodic(), mail.DeliverPeriodic()}, log)
 	if err != nil {

@@ -154,6 +154,9 @@ func Seed(ctx context.Context, d *db.DB, ifEmpty bool, log *slog.Logger) (Result
 	if err := seedTenantUsers(ctx, d, ids); err != nil {
 		return res, err
 	}
+	if err := seedBilling(ctx, d, ids); err != nil { // plan prices, usage and two months of invoices (billing.go)
+		return res, err
+	}
 	if err := seedTemplates(ctx, d, ids); err != nil {
 		return res, err
 	}

@@ -139,6 +139,7 @@ var TenantTabs = []Tab{
 	{"users", "Users"},
 	{"api-keys", "API keys"},
 	{"security", "Security"},
+	{"billing", "Billing"},
 	{"audit", "Audit"},
 	{"lifecycle", "Lifecycle"},
 }
@@ -166,6 +167,7 @@ type TenantDetail struct {
 	Audit       AuditList
 	Users       TenantUsers
 	Quotas      Quotas
+	Billing     BillingTab
 	Lifecycle   LifecyclePanel
 }
 
