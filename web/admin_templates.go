@@ -37,6 +37,7 @@ func (s *Server) templateRoutes(g *echo.Group) {
 	g.POST("/templates/:id/archive", func(c echo.Context) error { return s.templateArchive(c, true) })
 	g.POST("/templates/:id/restore", func(c echo.Context) error { return s.templateArchive(c, false) })
 	g.GET("/tenants/:slug/template", s.tenantTemplate)
+	g.POST("/tenants/:slug/template/upgrade", s.tenantTemplateUpgrade)
 	s.echo.GET("/media/images/:id", s.mediaImage)
 }
 
@@ -510,7 +511,37 @@ func (s *Server) tenantTemplate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	m.Slug = t.Slug
 	return write(c, http.StatusOK, admin.TenantTemplateSection(m))
+}
+
+// tenantTemplateUpgrade applies the template's latest version to a tenant made from an older
+// one: its plan, quota limits and template settings follow the latest version (audited).
+func (s *Server) tenantTemplateUpgrade(c echo.Context) error {
+	ctx := c.Request().Context()
+	t, err := s.tenants.Get(ctx, c.Param("slug"))
+	if err != nil {
+		return err
+	}
+	svc := s.templatesSvc()
+	d, err := svc.Drift(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	if d.Template == nil || !d.Behind {
+		s.flash(c, "info", "Nothing to upgrade: the tenant is not behind its template.")
+		return redirect(c, "/admin/tenants/"+t.Slug)
+	}
+	if strconv.FormatInt(d.Latest.ID, 10) != c.FormValue("version") {
+		s.flash(c, "error", "The template changed since the page was shown; review the new version and try again.")
+		return redirect(c, "/admin/tenants/"+t.Slug)
+	}
+	u, _ := currentUser(c)
+	if err := s.db.App.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return svc.Apply(tx, t.ID, d.Latest, u.Email) }); err != nil {
+		return err
+	}
+	s.flash(c, "success", t.Name+" now follows "+d.Latest.Label()+".")
+	return redirect(c, "/admin/tenants/"+t.Slug)
 }
 
 func (s *Server) tenantTemplatePanel(c echo.Context, tenantID int64) (admin.TenantTemplatePanel, error) {
@@ -518,8 +549,9 @@ func (s *Server) tenantTemplatePanel(c echo.Context, tenantID int64) (admin.Tena
 	if err != nil || d.Template == nil {
 		return admin.TenantTemplatePanel{}, err
 	}
-	m := admin.TenantTemplatePanel{Made: true, Template: d.Template.Name, TemplateID: d.Template.ID, From: d.From.Label(),
-		Latest: d.Latest.Label(), Behind: d.Behind, InSync: d.InSync(), Archived: d.Template.Archived()}
+	me, _ := currentUser(c)
+	m := admin.TenantTemplatePanel{Made: true, CanWrite: me.CanWrite(), CSRF: csrfToken(c), Template: d.Template.Name, TemplateID: d.Template.ID, From: d.From.Label(),
+		Latest: d.Latest.Label(), LatestID: d.Latest.ID, Behind: d.Behind, InSync: d.InSync(), Archived: d.Template.Archived()}
 	for _, ch := range d.Upgrades {
 		m.Upgrades = append(m.Upgrades, admin.TemplateChange{Label: ch.Label, From: changeValue(ch.Field, ch.From), To: changeValue(ch.Field, ch.To)})
 	}

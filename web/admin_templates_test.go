@@ -451,4 +451,21 @@ func TestTenantTemplateSection(t *testing.T) {
 		!strings.Contains(rows.Eq(0).Text(), "Beta reports") || !strings.Contains(rows.Eq(1).Text(), "set on this tenant") {
 		t.Fatalf("drift: %s", body)
 	}
+	// Upgrading to the latest version: a stale form changes nothing, the current one applies it.
+	up := d.Find(`[data-testid="template-upgrade"]`).Closest("form")
+	version := up.Find(`input[name="version"]`).AttrOr("value", "")
+	if res, _ := c.post("/admin/tenants/"+tn.Slug+"/template/upgrade", url.Values{"_csrf": {tok}, "version": {"1"}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("stale upgrade: %d", res.StatusCode)
+	}
+	if dr, _ := svc.Drift(ctx, tn.ID); dr.From.Number != 1 {
+		t.Fatal("a stale upgrade form applied a version")
+	}
+	if res, _ := c.post("/admin/tenants/"+tn.Slug+"/template/upgrade", url.Values{"_csrf": {tok}, "version": {version}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("upgrade: %d", res.StatusCode)
+	}
+	_, body = c.do(http.MethodGet, "/admin/tenants/"+tn.Slug+"/template", nil, hx)
+	d = parse(t, body)
+	if d.Find(`[data-testid="template-version"]`).Text() != "Panel Std v2" || d.Find(`[data-testid="drift-none"]`).Length() != 1 {
+		t.Fatalf("after the upgrade: %s", body)
+	}
 }

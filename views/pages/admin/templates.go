@@ -189,6 +189,10 @@ type TemplateChange struct {
 
 // TenantTemplatePanel is the tenant page's Template section.
 type TenantTemplatePanel struct {
+	Slug       string
+	CSRF       string
+	CanWrite   bool
+	LatestID   int64
 	Made       bool // made from a template
 	Template   string
 	TemplateID int64
