@@ -302,7 +302,7 @@ func (s *Server) lifecycleCancel(c echo.Context) error {
 	case err != nil:
 		return err
 	}
-	s.flash(c, "success", t.Name+" is active again; its users can sign in and its API keys work (keys revoked at suspension stay revoked).")
+	s.flash(c, "success", t.Name+" is active again; its users can sign in and its API keys work (keys revoked once the export was made stay revoked).")
 	return redirect(c, lifecycleURL(t))
 }
 

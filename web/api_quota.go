@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,7 +82,14 @@ func (s *Server) apiQuotaConsume(c echo.Context) error {
 	if !given || err != nil || amount < 1 || amount > quota.MaxAmount {
 		return invalid("invalid_amount", fmt.Sprintf("The amount must be a whole number from 1 to %d.", quota.MaxAmount))
 	}
-	r, err := s.quotas.Consume(c.Request().Context(), p.Tenant.ID, in.Dimension, amount, in.IdempotencyKey)
+	consume := s.quotas.Consume
+	if s.leaser != nil {
+		consume = s.leaser.Consume // hot tenant-dimensions from per-node leases
+	}
+	r, err := consume(c.Request().Context(), p.Tenant.ID, in.Dimension, amount, in.IdempotencyKey)
+	if errors.Is(err, quota.ErrLeaseUnavailable) {
+		c.Response().Header().Set("Retry-After", "1")
+	}
 	if err != nil {
 		return quotaAPIError(err)
 	}
@@ -248,9 +256,27 @@ func quotaAPIError(err error) error {
 	case errors.Is(err, quota.ErrIdempotencyMismatch):
 		return &apiError{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused", Err: err,
 			Message: "This idempotency_key was already used for a different dimension or amount. Use a new key for a new operation."}
+	case errors.Is(err, quota.ErrLeaseUnavailable):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "quota_retry", Err: err,
+			Message: "The consumption could not be recorded right now and nothing was consumed. Retry with the same idempotency_key."}
 	case errors.Is(err, quota.ErrBadReport):
 		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_report", Err: err,
 			Message: fmt.Sprintf("Send between 1 and %d reports, none dated more than 5 minutes ahead.", quota.MaxReports)}
 	}
 	return err
+}
+
+// UseQuotaLeases makes the server answer the consumes of hot tenant-dimensions from per-node
+// leases (quota.Leaser). Call it before serving; ReturnQuotaLeases gives them back on shutdown.
+func (s *Server) UseQuotaLeases(cfg quota.LeaseConfig) {
+	s.leaser = quota.NewLeaser(context.Background(), s.quotas, cfg)
+}
+
+// ReturnQuotaLeases returns the quota leases this server holds (call it on shutdown, after the
+// HTTP server has stopped taking requests). Without leases it does nothing.
+func (s *Server) ReturnQuotaLeases(ctx context.Context) error {
+	if s.leaser == nil {
+		return nil
+	}
+	return s.leaser.Close(ctx)
 }

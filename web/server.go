@@ -36,6 +36,8 @@ type Server struct {
 	tenants *tenant.Service
 	apiKeys *apikeys.Service
 	quotas  *quota.Service
+	// leaser serves hot tenant-dimensions' consumes from per-node leases; nil: none.
+	leaser *quota.Leaser
 	// keys and credentials are nil when the server runs without a master key (some CLI uses).
 	keys        *keys.Service
 	credentials *credentials.Service

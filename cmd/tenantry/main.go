@@ -277,6 +277,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	river.AddWorker(workers, &quota.AlertsWorker{Service: quotaJobs})
 	river.AddWorker(workers, &quota.WebhookWorker{Service: quotaJobs})
 	river.AddWorker(workers, &quota.ScalingWorker{Service: quotaJobs})
+	river.AddWorker(workers, &quota.LeaseReconcileWorker{Service: quota.NewService(d)})
 	mailer, mailDelivery := mail.NewDeliverer(d.App, nil, log), ""
 	if cfg.SMTP != nil {
 		mailer, mailDelivery = mail.NewDeliverer(d.App, mail.NewSMTPTransport(*cfg.SMTP), log), cfg.SMTP.String()
@@ -297,9 +298,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	river.AddWorker(workers, &lifecycle.TickWorker{Service: lc})
 	river.AddWorker(workers, &lifecycle.ExportWorker{Service: lc})
+	leaseCfg, err := quota.LeaseConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	leaseCfg.Log = log
+	srv.UseQuotaLeases(leaseCfg) // hot tenant-dimensions are served from per-node quota leases
 	jobClient, err := jobs.New(d.AppPool, workers, []*river.PeriodicJob{lifecycle.TickPeriodic(),
 		billing.InvoicePeriodic(), billing.OverduePeriodic(),
 		identity.PruneAttemptsPeriodic(), tenant.FinishProvisioningPeriodic(), isolation.Periodic(cfg.IsolationInterval),
+		quota.LeaseReconcilePeriodic(),
 		quota.RollupPeriodic(), quota.AlertsPeriodic(), quota.ScalingPeriodic(), mail.DeliverPeriodic()}, log)
 	if err != nil {
 		return err
@@ -322,6 +330,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	err = httpServer.Shutdown(shutdownCtx)
+	if lerr := srv.ReturnQuotaLeases(shutdownCtx); lerr != nil { // after the last request
+		err = errors.Join(err, lerr)
+	}
 	if jerr := jobClient.Stop(shutdownCtx); jerr != nil {
 		err = errors.Join(err, jerr)
 	}

@@ -425,7 +425,7 @@ func (s *Service) start(tx *gorm.DB, t tenant.Tenant, actor string, in StartInpu
 }
 
 // Cancel reactivates a tenant being decommissioned (any state before purged): back to active,
-// unsent messages dropped, API keys and sign-in work again (keys revoked at suspension stay
+// unsent messages dropped, API keys and sign-in work again (keys revoked at the export stay
 // revoked). After the purge it is refused.
 func (s *Service) Cancel(ctx context.Context, actor string, tenantID int64, note string) error {
 	t, err := s.tenantByID(ctx, tenantID)

@@ -31,40 +31,17 @@ func keptTable(name string) bool {
 		strings.Contains(name, "invoice") || strings.Contains(name, "payment")
 }
 
-// suspend closes the tenant: it moves to suspended, every API key is revoked (the tenant's key
-// epoch moves, so every node refuses them at once) and every user's sessions are ended. The role
-// stays NOLOGIN. An export is requested.
+// suspend closes the tenant: it moves to suspended, so sign-in and API keys are refused (both
+// check the state on every use; the key epoch moves so every node re-reads it at once), the role
+// is made sure to be NOLOGIN, and the export is requested. Keys and sessions are revoked for good
+// at the export (markExported), so a cancel before then gives everything back as it was.
 func (s *Service) suspend(ctx context.Context, t tenant.Tenant, actor string) error {
-	err := s.d.InTenant(ctx, t.ID, func(tx *gorm.DB) error {
-		now := s.Now()
-		keysRes := tx.Table(db.TenantSchema(t.ID) + ".api_keys").Where("revoked_at IS NULL").Update("revoked_at", now)
-		if keysRes.Error != nil {
-			return keysRes.Error
-		}
-		users := tx.Table(db.TenantSchema(t.ID) + ".users").Where("true").Update("session_epoch", gorm.Expr("session_epoch + 1"))
-		if users.Error != nil {
-			return users.Error
-		}
-		if err := audit.RecordTenant(tx, audit.TenantEvent{Actor: actor, Action: "tenant.suspended", Target: t.Slug,
-			Detail: audit.Detail(map[string]any{"api_keys_revoked": keysRes.RowsAffected, "users_signed_out": users.RowsAffected})}); err != nil {
+	err := s.d.App.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if _, err := s.Transition(tx, t.ID, Suspended, actor, "sign-in and API keys refused; export requested"); err != nil {
 			return err
 		}
-		return db.AsPlatform(tx, func(ptx *gorm.DB) error {
-			if err := ptx.Exec("UPDATE tenantry.tenants SET api_key_epoch = api_key_epoch + 1 WHERE id = ?", t.ID).Error; err != nil {
-				return err
-			}
-			if _, err := s.Transition(ptx, t.ID, Suspended, actor, fmt.Sprintf("API keys revoked: %d; users signed out: %d", keysRes.RowsAffected, users.RowsAffected)); err != nil {
-				return err
-			}
-			return nil
-		})
+		return tx.Exec("UPDATE tenantry.tenants SET api_key_epoch = api_key_epoch + 1 WHERE id = ?", t.ID).Error
 	})
-	if err != nil && missingPlane(err) { // no schema (a broken tenant): still suspend it
-		err = s.d.App.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			_, err := s.Transition(tx, t.ID, Suspended, actor, "no tenant schema to close")
-			return err
-		})
-	}
 	if err != nil {
 		return err
 	}
@@ -75,13 +52,42 @@ func (s *Service) suspend(ctx context.Context, t tenant.Tenant, actor string) er
 	return err
 }
 
+// revokeAccess revokes every API key of the tenant and ends every user's sessions, recorded in
+// the tenant's own audit trail.
+func (s *Service) revokeAccess(ctx context.Context, t tenant.Tenant, actor string) (keysRevoked, usersSignedOut int64, err error) {
+	err = s.d.InTenant(ctx, t.ID, func(tx *gorm.DB) error {
+		now := s.Now()
+		keysRes := tx.Table(db.TenantSchema(t.ID)+".api_keys").Where("revoked_at IS NULL").Update("revoked_at", now)
+		if keysRes.Error != nil {
+			return keysRes.Error
+		}
+		users := tx.Table(db.TenantSchema(t.ID)+".users").Where("true").Update("session_epoch", gorm.Expr("session_epoch + 1"))
+		if users.Error != nil {
+			return users.Error
+		}
+		keysRevoked, usersSignedOut = keysRes.RowsAffected, users.RowsAffected
+		if err := audit.RecordTenant(tx, audit.TenantEvent{Actor: actor, Action: "tenant.access_revoked", Target: t.Slug,
+			Detail: audit.Detail(map[string]any{"api_keys_revoked": keysRevoked, "users_signed_out": usersSignedOut})}); err != nil {
+			return err
+		}
+		return db.AsPlatform(tx, func(ptx *gorm.DB) error {
+			return ptx.Exec("UPDATE tenantry.tenants SET api_key_epoch = api_key_epoch + 1 WHERE id = ?", t.ID).Error
+		})
+	})
+	if err != nil && missingPlane(err) {
+		return 0, 0, nil
+	}
+	return keysRevoked, usersSignedOut, err
+}
+
 func isUndefinedRole(err error) bool {
 	var pe interface{ SQLState() string }
 	return errors.As(err, &pe) && pe.SQLState() == "42704"
 }
 
 // markExported moves a suspended tenant whose export is done to exported, starts its retention
-// period and releases its quotas (limits, leases, grants and alerts: the export holds them).
+// period, and reclaims what it held: API keys revoked, sessions ended, quotas released (limits,
+// leases, grants and alerts: the export holds them).
 func (s *Service) markExported(ctx context.Context, t tenant.Tenant, e Export, actor string) error {
 	p, _, err := s.PlanOf(ctx, t.ID)
 	if err != nil {
@@ -99,6 +105,10 @@ func (s *Service) markExported(ctx context.Context, t tenant.Tenant, e Export, a
 	if err != nil {
 		return err
 	}
+	keysRevoked, signedOut, err := s.revokeAccess(ctx, t, actor)
+	if err != nil {
+		return err
+	}
 	tables, err := s.platformTables(ctx, func(n string) bool { return strings.HasPrefix(n, "quota_") })
 	if err != nil {
 		return err
@@ -107,8 +117,9 @@ func (s *Service) markExported(ctx context.Context, t tenant.Tenant, e Export, a
 		return err
 	}
 	return s.d.App.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return audit.Record(tx, audit.Event{TenantID: &t.ID, Actor: actor, Action: "tenant.quotas_released", Target: t.Slug,
-			Detail: audit.Detail(map[string]any{"rows": released, "purge_after": purgeAfter})})
+		return audit.Record(tx, audit.Event{TenantID: &t.ID, Actor: actor, Action: "tenant.reclaimed", Target: t.Slug,
+			Detail: audit.Detail(map[string]any{"quota_rows_released": released, "api_keys_revoked": keysRevoked,
+				"users_signed_out": signedOut, "purge_after": purgeAfter})})
 	})
 }
 

@@ -1,6 +1,4 @@
-package quota
-
-// Per-node leases for hot tenant-dimensions.
+// Package quota also serves hot tenant-dimensions from per-node leases (Leaser, lease.go).
 //
 // Service.Consume is exact but commits once per call, and every consume of one tenant-dimension
 // queues on one row: a few thousand per second at most. A Leaser sits in front of it. While a
@@ -36,6 +34,7 @@ package quota
 // lease was taken (without the chunk) plus what this lease has granted so far, so concurrent
 // consumption on other nodes is not in it. The units granted never exceed the allowance, on any
 // number of nodes; after leases are returned, used equals the units granted again.
+package quota
 
 import (
 	"context"
@@ -184,6 +183,7 @@ type lease struct {
 	granted     int64
 	base        int64 // the counter before the chunk was taken
 	soft, hard  int64
+	allowance   int64 // hard + grants when the lease was taken
 	start       pgtime
 	usableUntil time.Time // local clock: a margin before expires_at
 	periodEnd   time.Time // zero: the dimension never resets
@@ -372,6 +372,9 @@ func (lr *Leaser) reserve(ctx context.Context, e *leaseEntry, d Dimension, tenan
 	if rec := lr.take(e, amount, key); rec != nil {
 		return rec, nil
 	}
+	if lr.closed.Load() {
+		return nil, nil // closing: no new leases; the caller asks Service.Consume
+	}
 	for attempt := 0; attempt < 2; attempt++ {
 		nl, err := lr.acquire(ctx, d, tenantID, amount)
 		if err != nil {
@@ -390,7 +393,9 @@ func (lr *Leaser) reserve(ctx context.Context, e *leaseEntry, d Dimension, tenan
 			return nil, nil
 		}
 		e.lease = nil
-		old.inflight.Wait()
+		if !lr.drained(old) {
+			return nil, ErrLeaseUnavailable
+		}
 		if _, err := lr.svc.returnLease(ctx, old.id, false, 0); err != nil {
 			lr.cfg.Log.Warn("quota lease: return failed; the reconciler will take it back", "lease", old.id, "err", err)
 		}
@@ -434,7 +439,9 @@ func (lr *Leaser) retire(l *lease) {
 	lr.retiring.Add(1)
 	go func() {
 		defer lr.retiring.Done()
-		l.inflight.Wait()
+		if !lr.drained(l) {
+			return
+		}
 		for try := 0; ; try++ {
 			if lr.ctx.Err() != nil {
 				return // crashed: the reconciler's job now
@@ -451,6 +458,18 @@ func (lr *Leaser) retire(l *lease) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
+}
+
+// drained waits until l's records are committed; false if the Leaser stopped first.
+func (lr *Leaser) drained(l *lease) bool {
+	done := make(chan struct{})
+	go func() { l.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-lr.ctx.Done():
+		return false
+	}
 }
 
 // leaseAcquireSQL moves a chunk of the allowance into a new lease, in one statement:
@@ -500,7 +519,7 @@ WITH c AS (
       FROM upd, n
     RETURNING id, granted
 )
-SELECT n.used, n.soft_limit, n.hard_limit, n.period_start, ins.id, ins.granted FROM n LEFT JOIN ins ON true`
+SELECT n.used, n.soft_limit, n.hard_limit, n.allowance, n.period_start, ins.id, ins.granted FROM n LEFT JOIN ins ON true`
 
 // acquire takes a chunk of at least amount, or returns nil when none fits.
 func (lr *Leaser) acquire(ctx context.Context, d Dimension, tenantID, amount int64) (*lease, error) {
@@ -511,12 +530,12 @@ func (lr *Leaser) acquire(ctx context.Context, d Dimension, tenantID, amount int
 	for attempt := 0; ; attempt++ {
 		t0 := time.Now()
 		var (
-			used, soft, hard int64
-			start            pgtime
-			id, granted      *int64
+			used, soft, hard, allowance int64
+			start                       pgtime
+			id, granted                 *int64
 		)
 		err := lr.pool.QueryRow(ctx, leaseAcquireSQL, tenantID, d.Key, unit, amount, lr.cfg.MaxChunk, lr.svc.sqlNow(),
-			lr.cfg.NodeID, lr.cfg.TTL.Milliseconds()).Scan(&used, &soft, &hard, &start, &id, &granted)
+			lr.cfg.NodeID, lr.cfg.TTL.Milliseconds()).Scan(&used, &soft, &hard, &allowance, &start, &id, &granted)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows) && attempt == 0:
 			if err := ensureRow(ctx, lr.pool, tenantID, d.Key); err != nil {
@@ -533,7 +552,7 @@ func (lr *Leaser) acquire(ctx context.Context, d Dimension, tenantID, amount int
 		}
 		lr.stats.Acquired.Add(1)
 		margin := min(500*time.Millisecond, lr.cfg.TTL/4)
-		return &lease{id: *id, d: d, tenant: tenantID, granted: *granted, base: used, soft: soft, hard: hard, start: start,
+		return &lease{id: *id, d: d, tenant: tenantID, granted: *granted, base: used, soft: soft, hard: hard, allowance: allowance, start: start,
 			usableUntil: t0.Add(lr.cfg.TTL - margin), periodEnd: d.ResetAfter(start.Time)}, nil
 	}
 }
@@ -665,6 +684,7 @@ func (lr *Leaser) flush(batch []*leaseRecord) {
 			out.lost = true
 		case inserted[i]:
 			out.res = result(l.d, true, rec.used, l.soft, l.hard, l.start.Time)
+			out.res.Remaining = max(0, l.allowance-rec.used)
 		default:
 			// The key was recorded before (or earlier in this batch): the amount goes back to the lease.
 			l.mu.Lock()
@@ -690,9 +710,10 @@ func (lr *Leaser) sweeper() {
 		case <-t.C:
 		}
 		now := time.Now()
-		lr.mu.Lock()
-		for k, e := range lr.keys {
-			e.mu.Lock()
+		for k, e := range lr.entries() {
+			if !e.mu.TryLock() {
+				continue // busy, so not quiet
+			}
 			if l := e.lease; l != nil {
 				l.mu.Lock()
 				stale := !l.usable(now) || now.Sub(e.lastUse) > time.Second
@@ -703,12 +724,24 @@ func (lr *Leaser) sweeper() {
 				}
 			} else if now.Sub(e.lastUse) > time.Minute {
 				e.dead = true
+				lr.mu.Lock()
 				delete(lr.keys, k)
+				lr.mu.Unlock()
 			}
 			e.mu.Unlock()
 		}
-		lr.mu.Unlock()
 	}
+}
+
+// entries is a snapshot of the keys. (Lock order: an entry's mu, then lr.mu; never the reverse.)
+func (lr *Leaser) entries() map[leaseKey]*leaseEntry {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	out := make(map[leaseKey]*leaseEntry, len(lr.keys))
+	for k, e := range lr.keys {
+		out[k] = e
+	}
+	return out
 }
 
 // Close stops taking leases, waits for the records in flight and returns every lease. Consumes
@@ -717,8 +750,7 @@ func (lr *Leaser) Close(ctx context.Context) error {
 	if lr.closed.Swap(true) {
 		return nil
 	}
-	lr.mu.Lock()
-	for _, e := range lr.keys {
+	for _, e := range lr.entries() {
 		e.mu.Lock()
 		if l := e.lease; l != nil {
 			e.lease = nil
@@ -726,7 +758,6 @@ func (lr *Leaser) Close(ctx context.Context) error {
 		}
 		e.mu.Unlock()
 	}
-	lr.mu.Unlock()
 	done := make(chan struct{})
 	go func() { lr.retiring.Wait(); close(done) }()
 	var err error
