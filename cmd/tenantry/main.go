@@ -31,6 +31,7 @@ import (
 	"github.com/tenantry/tenantry/internal/quota"
 	"github.com/tenantry/tenantry/internal/settings"
 	"github.com/tenantry/tenantry/internal/tenant"
+	"github.com/tenantry/tenantry/internal/tenantauth"
 	"github.com/tenantry/tenantry/web"
 )
 
@@ -259,6 +260,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	keySvc := keys.NewService(d.App, master)
 	// Every owner of data encrypted with tenant keys, so rotations re-encrypt it.
 	keySvc.RegisterReencrypter("credentials", credentials.NewService(d, keySvc))
+	keySvc.RegisterReencrypter("mfa", tenantauth.NewMFA(tenantauth.NewService(d), keySvc))
 	keySvc.RegisterReencrypter("settings", settings.NewService(d.App, tenant.NewService(d, log)).WithKeys(keySvc)) // secret settings
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &identity.PruneAttemptsWorker{Service: users})
