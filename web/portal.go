@@ -29,7 +29,8 @@ import (
 func (s *Server) portalRoutes(g *echo.Group) {
 	s.echo.Pre(s.portalHosts())
 
-	t := g.Group("/t/:slug", s.portalTenant, s.loadPortalUser, s.lifecyclePortalGuard)
+	t := g.Group("/t/:slug", s.portalTenant, s.loadPortalUser, s.lifecyclePortalGuard, s.portalBranding)
+	s.portalPageRoutes(t) // overview numbers, users, audit trail; branding (portal_pages.go)
 	t.GET("/login", s.portalSignInForm)
 	t.POST("/login", s.portalSignIn)
 	t.POST("/logout", s.portalSignOut)

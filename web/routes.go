@@ -45,10 +45,12 @@ func (s *Server) routes() {
 	web.GET("/setup", s.setupForm)
 	web.POST("/setup", s.setup)
 	s.portalRoutes(web) // tenant portal: /t/{slug}/... and tenants' own host names (portal.go)
+	s.signupRoutes(web) // self-service signup: /signup/{brand}, verification, progress (signup.go)
 
 	// Platform admin portal: signed in; executives may only read.
 	admin := web.Group("/admin", s.requireUser, s.readOnlyForExecutives)
 	admin.GET("", s.dashboard)
+	s.signupAdminRoutes(admin) // Brands and Approvals (admin_brands.go, admin_approvals.go)
 	admin.GET("/tenants", s.tenantList)
 	admin.GET("/tenants/new", s.tenantNew)
 	admin.GET("/quotas", s.quotaOverview)

@@ -28,8 +28,10 @@ import (
 	"github.com/tenantry/tenantry/internal/keys"
 	"github.com/tenantry/tenantry/internal/lifecycle"
 	"github.com/tenantry/tenantry/internal/mail"
+	"github.com/tenantry/tenantry/internal/provisioning"
 	"github.com/tenantry/tenantry/internal/quota"
 	"github.com/tenantry/tenantry/internal/settings"
+	"github.com/tenantry/tenantry/internal/signup"
 	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/internal/tenantauth"
 	"github.com/tenantry/tenantry/web"
@@ -294,6 +296,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	river.AddWorker(workers, &isolation.VerifyWorker{Verifier: srv.Verifier()})
+	river.AddWorker(workers, &signup.FinishWorker{Service: signup.NewService(d, log, signup.Provisioning{Service: provisioning.NewService(d, log, provisioning.WithKeys(keySvc))}, os.Getenv("TENANTRY_BASE_URL"))})
 	lc := srv.Lifecycle() // decommissioning: the minute tick and export jobs (internal/lifecycle)
 	if err := lc.EnableJobs(); err != nil {
 		return err
@@ -310,7 +313,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		billing.InvoicePeriodic(), billing.OverduePeriodic(),
 		identity.PruneAttemptsPeriodic(), tenant.FinishProvisioningPeriodic(), isolation.Periodic(cfg.IsolationInterval),
 		quota.LeaseReconcilePeriodic(),
-		quota.RollupPeriodic(), quota.AlertsPeriodic(), quota.ScalingPeriodic(), mail.DeliverPeriodic()}, log)
+		quota.RollupPeriodic(), quota.AlertsPeriodic(), quota.ScalingPeriodic(), mail.DeliverPeriodic(), signup.FinishPeriodic()}, log)
 	if err != nil {
 		return err
 	}

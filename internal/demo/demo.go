@@ -160,6 +160,9 @@ func Seed(ctx context.Context, d *db.DB, ifEmpty bool, log *slog.Logger) (Result
 	if err := seedTemplates(ctx, d, ids); err != nil {
 		return res, err
 	}
+	if err := seedBrands(ctx, d); err != nil { // signup brands (brands.go)
+		return res, err
+	}
 	_, err = identity.NewService(d.App).Create(ctx, "system:seed", identity.NewUser{
 		Email: ExecutiveEmail, Name: "Erin Executive", Role: identity.RoleExecutive, Password: Password})
 	if err != nil && validation.Fields(err)["email"] == "" { // an existing executive is fine

@@ -56,6 +56,8 @@ var navItems = []navItem{
 	{"dashboard", "Dashboard", "/admin"},
 	{"tenants", "Tenants", "/admin/tenants"},
 	{"templates", "Templates", "/admin/templates"},
+	{"brands", "Brands", "/admin/brands"},
+	{"approvals", "Approvals", "/admin/approvals"},
 	{"quotas", "Quotas", "/admin/quotas"},
 	{"billing", "Billing", "/admin/billing"},
 	{"settings", "Settings", "/admin/settings"},
