@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -25,7 +26,7 @@ func (s *Server) quotasTab(c echo.Context, t tenant.Tenant) (admin.Quotas, error
 	for _, l := range limits {
 		m.Rows = append(m.Rows, s.quotaRow(c, t, l))
 	}
-	return m, nil
+	return m, s.fillQuotaDynamics(c, t, &m)
 }
 
 func (s *Server) quotaRow(c echo.Context, t tenant.Tenant, l quota.Limit) admin.QuotaRow {
@@ -33,7 +34,9 @@ func (s *Server) quotaRow(c echo.Context, t tenant.Tenant, l quota.Limit) admin.
 	r := admin.QuotaRow{Slug: t.Slug, CSRF: csrfToken(c), CanWrite: u.CanWrite(), Dimension: l.Dimension.Key,
 		Name: l.Dimension.Name, Unit: l.Dimension.Unit, Kind: l.Dimension.Kind, Reset: l.Dimension.ResetPeriod,
 		Soft: l.Soft, Hard: l.Hard, Used: l.Used, Remaining: l.Remaining, State: l.State, Default: l.Default,
-		SoftInput: strconv.FormatInt(l.Soft, 10), HardInput: strconv.FormatInt(l.Hard, 10)}
+		SoftInput: strconv.FormatInt(l.Soft, 10), HardInput: strconv.FormatInt(l.Hard, 10),
+		Grants: l.Grants, Burst: burstText(l.Burst),
+		BurstPercentInput: strconv.Itoa(l.Burst.Percent), BurstWindowInput: shortDuration(l.Burst.Window)}
 	if !l.ResetAt.IsZero() {
 		r.ResetAt = l.ResetAt.UTC().Format(dateFormat + " 15:04 MST")
 	}
@@ -102,11 +105,30 @@ func (s *Server) quotaSave(c echo.Context) error {
 	row := s.quotaRow(c, t, l)
 	row.SoftInput, row.HardInput = strings.TrimSpace(c.FormValue("soft")), strings.TrimSpace(c.FormValue("hard"))
 	errs := validation.Errors{}
-	soft := parseLimit(row.SoftInput, "soft", errs)
-	hard := parseLimit(row.HardInput, "hard", errs)
+	ch := quota.LimitChange{Soft: parseLimit(row.SoftInput, "soft", errs), Hard: parseLimit(row.HardInput, "hard", errs)}
+	// Burst fields are optional: a form without them keeps the limit's burst settings.
+	if v, ok := formValue(c, "burst_percent"); ok {
+		row.BurstPercentInput = v
+		if v == "" {
+			v = "0"
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs.Add("burst_percent", "Enter a whole percentage from 0 (no burst) to 100.")
+		}
+		ch.BurstPercent = &n
+	}
+	if v, ok := formValue(c, "burst_window"); ok && v != "" {
+		row.BurstWindowInput = v
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs.Add("burst_window", "Enter a window such as 30m or 1h.")
+		}
+		ch.BurstWindow = &d
+	}
 	if len(errs) == 0 {
 		u, _ := currentUser(c)
-		l, err = s.quotas.SetLimit(c.Request().Context(), u.Email, t.ID, l.Dimension.Key, soft, hard)
+		l, err = s.quotas.Change(c.Request().Context(), u.Email, t.ID, l.Dimension.Key, ch)
 		if fields := validation.Fields(err); fields != nil {
 			errs = fields
 		} else if err != nil {
@@ -126,6 +148,30 @@ func (s *Server) quotaSave(c echo.Context) error {
 		return redirect(c, "/admin/tenants/"+t.Slug+"/quotas")
 	}
 	return s.renderQuotaRow(c, http.StatusOK, s.quotaRow(c, t, l))
+}
+
+// formValue is a form field's trimmed value and whether the form had the field.
+func formValue(c echo.Context, name string) (string, bool) {
+	if err := c.Request().ParseForm(); err != nil {
+		return "", false
+	}
+	v, ok := c.Request().PostForm[name]
+	if !ok || len(v) == 0 {
+		return "", false
+	}
+	return strings.TrimSpace(v[0]), true
+}
+
+// shortDuration writes 1h0m0s as 1h and 30m0s as 30m.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // parseLimit reads a limit typed in the form; thousands separators are allowed.
@@ -154,6 +200,9 @@ func (s *Server) quotaOverview(c echo.Context) error {
 		return err
 	}
 	var m admin.QuotaOverview
+	if m.Chart, err = s.quotaChart(c.Request().Context(), nil, c.QueryParam("dimension"), c.QueryParam("granularity")); err != nil {
+		return err
+	}
 	for _, p := range ps {
 		r := admin.QuotaPressureRow{Slug: p.Slug, Tenant: p.Name, Dimension: p.DimensionName, Unit: p.Unit,
 			Used: p.Used, Soft: p.Soft, Hard: p.Hard, State: p.State()}

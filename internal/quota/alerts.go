@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -120,6 +121,22 @@ func SettingsPrefs(d *db.DB, st *settings.Service) func(ctx context.Context, ten
 			})
 		}
 		return p, nil
+	}
+}
+
+// SettingsSecret reads a tenant's webhook signing secret, the integrations.webhook_secret
+// setting (st must have the key service); none set is an empty secret.
+func SettingsSecret(d *db.DB, st *settings.Service) func(ctx context.Context, tenantID int64) ([]byte, error) {
+	return func(ctx context.Context, tenantID int64) ([]byte, error) {
+		var t tenant.Tenant
+		if err := d.App.WithContext(ctx).Where("id = ?", tenantID).Take(&t).Error; err != nil {
+			return nil, err
+		}
+		b, err := st.Reveal(ctx, t, "integrations.webhook_secret")
+		if errors.Is(err, settings.ErrNoSecret) {
+			return nil, nil
+		}
+		return b, err
 	}
 }
 
@@ -536,4 +553,56 @@ func AlertsPeriodic() *river.PeriodicJob {
 	return river.NewPeriodicJob(river.PeriodicInterval(AlertsInterval),
 		func() (river.JobArgs, *river.InsertOpts) { return AlertsArgs{}, nil },
 		&river.PeriodicJobOpts{RunOnStart: true})
+}
+
+// AlertState is where a tenant's dimension stands against its alert thresholds this period.
+type AlertState struct {
+	Thresholds []int // in force
+	// Crossed are the thresholds crossed this period and not gone back under, ascending.
+	Crossed []int
+}
+
+// AlertStates returns the alert state of each of the tenant's dimensions, by key.
+func (s *Service) AlertStates(ctx context.Context, tenantID int64) (map[string]AlertState, error) {
+	dims, err := s.Dimensions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	table, err := s.loadThresholds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	var rows []struct {
+		Dimension   string
+		PeriodStart time.Time
+		Threshold   int
+		Kind        string
+	}
+	if err := s.db.App.WithContext(ctx).Raw(`SELECT dimension, period_start, threshold, kind FROM tenantry.quota_alerts
+		WHERE tenant_id = ? AND kind IN ('crossed', 'resolved') AND (period_start = 'epoch' OR period_start > ?::timestamptz - interval '32 days')
+		ORDER BY threshold`, tenantID, now).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("quota: alert states: %w", err)
+	}
+	out := make(map[string]AlertState, len(dims))
+	for _, d := range dims {
+		period := noPeriod
+		if d.ResetPeriod != "none" {
+			period = d.periodStart(now)
+		}
+		st := AlertState{Thresholds: table.get(tenantID, d.Key), Crossed: []int{}}
+		resolved := map[int]bool{}
+		for _, r := range rows {
+			if r.Dimension == d.Key && r.PeriodStart.Equal(period) && r.Kind == AlertResolved {
+				resolved[r.Threshold] = true
+			}
+		}
+		for _, r := range rows {
+			if r.Dimension == d.Key && r.PeriodStart.Equal(period) && r.Kind == AlertCrossed && !resolved[r.Threshold] {
+				st.Crossed = append(st.Crossed, r.Threshold)
+			}
+		}
+		out[d.Key] = st
+	}
+	return out, nil
 }

@@ -166,7 +166,7 @@ func TestBurstWindow(t *testing.T) {
 	clk.set(day1.Add(60 * time.Minute))
 	mustConsume(t, svc, tn.ID, "compute_vcpu_hours", 11, false) // 121 > 120
 	mustConsume(t, svc, tn.ID, "compute_vcpu_hours", 5, true)   // 115
-	clk.set(day1.Add(70 * time.Minute)) // the window has closed
+	clk.set(day1.Add(70 * time.Minute))                         // the window has closed
 	mustConsume(t, svc, tn.ID, "compute_vcpu_hours", 1, false)
 	if l, _ := svc.Limit(ctx, tn.ID, "compute_vcpu_hours"); l.Burst.State != quota.BurstUsed || l.Used != 115 {
 		t.Fatalf("closed: %+v used %d", l.Burst, l.Used)

@@ -148,3 +148,26 @@ func RollupPeriodic() *river.PeriodicJob {
 		func() (river.JobArgs, *river.InsertOpts) { return RollupArgs{}, nil },
 		&river.PeriodicJobOpts{RunOnStart: true})
 }
+
+// PlatformUsage returns every tenant's rolled-up usage of dimension added together, by
+// granularity, for buckets starting in [from, to), oldest first (Peak is the largest tenant's).
+func (s *Service) PlatformUsage(ctx context.Context, dimension, granularity string, from, to time.Time) ([]Bucket, error) {
+	if _, err := s.dimension(ctx, dimension); err != nil {
+		return nil, err
+	}
+	if granularity != "hour" && granularity != "day" {
+		return nil, fmt.Errorf("quota: usage: granularity %q is not hour or day", granularity)
+	}
+	rows, err := s.db.AppPool.Query(ctx, `SELECT bucket_start, sum(total)::bigint, max(peak), sum(events)::bigint FROM tenantry.usage_rollups
+		WHERE dimension = $1 AND granularity = $2 AND bucket_start >= $3 AND bucket_start < $4
+		GROUP BY bucket_start ORDER BY bucket_start`, dimension, granularity, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("quota: platform usage: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Bucket, error) {
+		var b Bucket
+		err := r.Scan(&b.Start, &b.Total, &b.Peak, &b.Events)
+		b.Start = b.Start.UTC()
+		return b, err
+	})
+}

@@ -119,6 +119,9 @@ CREATE TABLE quota_scaling_rules (
     last_run_at       timestamptz
 );
 
+-- The platform Quotas page charts every tenant's usage of a dimension together.
+CREATE INDEX usage_rollups_dimension ON usage_rollups (dimension, granularity, bucket_start);
+
 GRANT SELECT ON quota_grants, quota_alerts, quota_webhook_deliveries TO tenant_base;
 
 ALTER TABLE quota_grants ENABLE ROW LEVEL SECURITY;
@@ -146,6 +149,7 @@ ALTER TABLE quota_pools ENABLE ROW LEVEL SECURITY;
 CREATE POLICY platform ON quota_pools TO tenantry_app USING (true) WITH CHECK (true);
 
 -- +goose Down
+DROP INDEX usage_rollups_dimension;
 DROP TABLE quota_scaling_rules;
 DROP TABLE quota_webhook_deliveries;
 DROP TABLE quota_webhooks;

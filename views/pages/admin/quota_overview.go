@@ -24,4 +24,5 @@ func (r QuotaPressureRow) Percent() int {
 type QuotaOverview struct {
 	Blocked []QuotaPressureRow
 	Nearest []QuotaPressureRow
+	Chart   QuotaChart
 }

@@ -1,10 +1,23 @@
 package admin
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/tenantry/tenantry/views/components"
+)
 
 // Quotas is the tenant page's Quotas tab: one row per dimension of the catalogue.
 type Quotas struct {
-	Rows []QuotaRow
+	Rows       []QuotaRow
+	Slug       string
+	CSRF       string
+	CanWrite   bool
+	Chart      QuotaChart
+	Grants     []GrantRow
+	GrantForm  GrantForm
+	Dimensions []components.Option
+	Alerts     QuotaAlerts
+	Pools      QuotaPools
 }
 
 // QuotaRow is one dimension's limits and usage; it renders as a row or, while Editing, as the
@@ -25,6 +38,11 @@ type QuotaRow struct {
 	State     string // ok, soft, blocked
 	ResetAt   string // empty when the dimension never resets
 	Default   bool   // the plan's default applies (no override yet)
+	Grants    int64  // active grants: Hard + Grants is the effective limit
+	Burst     string // the burst capacity and today's window, in words; "" when none
+
+	BurstPercentInput string
+	BurstWindowInput  string
 
 	Editing   bool
 	SoftInput string
@@ -36,10 +54,10 @@ type QuotaRow struct {
 func (r QuotaRow) URL() string { return "/admin/tenants/" + r.Slug + "/quotas/" + r.Dimension }
 
 // Percent is used against the hard limit, 0–100 (100 when the hard limit is 0).
-func (r QuotaRow) Percent() int { return percent(r.Used, r.Hard) }
+func (r QuotaRow) Percent() int { return percent(r.Used, r.Hard+r.Grants) }
 
 // SoftPercent places the soft-limit marker on the bar.
-func (r QuotaRow) SoftPercent() int { return percent(r.Soft, r.Hard) }
+func (r QuotaRow) SoftPercent() int { return percent(r.Soft, r.Hard+r.Grants) }
 
 func percent(n, of int64) int {
 	if of <= 0 {
