@@ -127,7 +127,7 @@ func (s *Server) lifecycleTab(c echo.Context, t tenant.Tenant) (admin.LifecycleP
 			switch {
 			case msg.SentAt != nil:
 				r.Status = "sent"
-				r.Delivery = fmt.Sprintf("%d recipients: %d sent, %d pending, %d failed", msg.Recipients, d.Sent, d.Pending, d.Failed)
+				r.Delivery = fmt.Sprintf("%d recipient(s): %d sent, %d pending, %d failed", msg.Recipients, d.Sent, d.Pending, d.Failed)
 				if msg.Recipients == 0 {
 					r.Delivery = "no active users to tell"
 				}
