@@ -39,6 +39,12 @@ func (s *Server) settingRow(c echo.Context, base string, e settings.Effective) a
 	switch e.Key.Type {
 	case settings.Secret:
 		r.Input = "" // write-only: never put back into a page
+		if base == "/admin/settings" { // no tenant key to encrypt with: set per tenant only
+			r.CanWrite = false
+			if e.Own == nil {
+				r.Source = "set per tenant"
+			}
+		}
 	case settings.Image:
 		r.ImageURL, r.Input = settings.ImageURL(e.Value), ""
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 	"gorm.io/gorm"
 
 	"github.com/tenantry/tenantry/internal/quota"
@@ -27,11 +28,12 @@ var templatesCrumb = layouts.Crumb{Label: "Templates", Href: "/admin/templates"}
 func (s *Server) templateRoutes(g *echo.Group) {
 	g.GET("/templates", s.templateList)
 	g.GET("/templates/new", s.templateNew)
-	g.POST("/templates", s.templateCreate)
-	g.POST("/templates/preview", s.templatePreview)
+	limit := middleware.BodyLimit("2M") // a form with a logo (≤ 256 KB) is far below; refuse floods early
+	g.POST("/templates", s.templateCreate, limit)
+	g.POST("/templates/preview", s.templatePreview, limit)
 	g.GET("/templates/:id", s.templateShow)
 	g.GET("/templates/:id/edit", s.templateEdit)
-	g.POST("/templates/:id", s.templateSave)
+	g.POST("/templates/:id", s.templateSave, limit)
 	g.GET("/templates/:id/clone", s.templateCloneForm)
 	g.POST("/templates/:id/clone", s.templateClone)
 	g.POST("/templates/:id/archive", func(c echo.Context) error { return s.templateArchive(c, true) })

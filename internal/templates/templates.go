@@ -228,7 +228,11 @@ func (s *Service) BySlugOrName(ctx context.Context, name string) (Template, erro
 	if name == "" {
 		return Template{}, ErrNotFound
 	}
-	t, err := s.get(s.db.App.WithContext(ctx), "slug = ? OR lower(name) = lower(?)", strings.ToLower(name), name)
+	tx := s.db.App.WithContext(ctx)
+	t, err := s.get(tx, "slug = ?", strings.ToLower(name)) // a slug wins over another's name
+	if errors.Is(err, ErrNotFound) {
+		t, err = s.get(tx, "lower(name) = lower(?)", name)
+	}
 	if err == nil && t.Archived() {
 		return t, ErrArchived
 	}
