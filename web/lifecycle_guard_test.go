@@ -291,3 +291,115 @@ func TestLifecycleChildrenChoice(t *testing.T) {
 		t.Fatalf("decommission with children: %d, child %s", res.StatusCode, b.state(t, child.ID))
 	}
 }
+
+// TestLifecycleAdminActions: editing a campaign message (a broken template is refused at the
+// field), setting a legal hold (a reason is required; the purge then says why it is blocked),
+// and the tenant admin's export page in the portal (members are refused; the archive downloads).
+func TestLifecycleAdminActions(t *testing.T) {
+	b := setupLifecycle(t)
+	ctx := context.Background()
+	tn := b.apiTenant(t)
+	b.tenantUser(t, tn, "owner@shop.example", tenantauth.RoleAdmin)
+	b.tenantUser(t, tn, "staff@shop.example", tenantauth.RoleMember)
+	admin := b.user(t, identity.RoleAdmin)
+	ac := b.client(t)
+	ac.signIn(admin.Email)
+	tab := "/admin/tenants/" + tn.Slug + "/lifecycle"
+	if res, body := ac.post(tab+"/start", url.Values{"reason": {"Shop closed"}, "notice_days": {"20"}, "_csrf": {ac.token(tab)}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("start: %d\n%s", res.StatusCode, body)
+	}
+	msgs, err := b.lc.Campaign(ctx, tn.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var t7 lifecycle.Message
+	for _, m := range msgs {
+		if m.Key == "t-7" {
+			t7 = m
+		}
+	}
+	edit := tab + "/messages/" + strconv.FormatInt(t7.ID, 10)
+	form := parse(t, ac.getBody(edit+"/edit")).Find(`[data-testid="message-edit"]`)
+	if form.Length() != 1 {
+		t.Fatal("no edit form")
+	}
+	res, body := ac.post(edit, url.Values{"subject": {"{{.Nope}} closes"}, "body": {"x"}, "scheduled_at": {"2031-03-15T09:00"}, "_csrf": {ac.token(tab)}})
+	if res.StatusCode != http.StatusUnprocessableEntity || parse(t, body).Find(`[data-testid="error-subject"]`).Length() != 1 {
+		t.Fatalf("broken template: %d", res.StatusCode)
+	}
+	res, _ = ac.post(edit, url.Values{"subject": {"One week left for {{.Tenant}}"}, "body": {"Bye from {{.Contact}}"}, "scheduled_at": {"2031-03-15T09:00"}, "_csrf": {ac.token(tab)}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("save message: %d", res.StatusCode)
+	}
+	row := parse(t, ac.getBody(tab)).Find(`[data-testid="message-` + strconv.FormatInt(t7.ID, 10) + `"]`).Text()
+	if !strings.Contains(row, "One week left for {{.Tenant}}") || !strings.Contains(row, "15 Mar 2031 09:00 UTC") {
+		t.Fatalf("edited row %q", row)
+	}
+	// The already sent start message cannot be edited.
+	if res, _ := ac.get(tab + "/messages/" + strconv.FormatInt(msgs[0].ID, 10) + "/edit"); res.StatusCode != http.StatusNotFound {
+		t.Fatalf("edit a sent message: %d", res.StatusCode)
+	}
+
+	// Legal hold: a reason is required; once set, the purge is blocked with who and why.
+	res, body = ac.post(tab+"/hold", url.Values{"hold_reason": {" "}, "_csrf": {ac.token(tab)}})
+	if res.StatusCode != http.StatusUnprocessableEntity || parse(t, body).Find(`[data-testid="error-hold_reason"]`).Length() != 1 {
+		t.Fatalf("empty hold: %d", res.StatusCode)
+	}
+	ac.post(tab+"/hold", url.Values{"hold_reason": {"Tax audit 2031"}, "_csrf": {ac.token(tab)}})
+	b.at(t, 20.1)
+	b.at(t, 80)
+	if s := b.state(t, tn.ID); s != "exported" {
+		t.Fatalf("state %s under legal hold", s)
+	}
+	doc := parse(t, ac.getBody(tab))
+	if held := doc.Find(`[data-testid="legal-hold-active"]`).Text(); !strings.Contains(held, "Tax audit 2031") || !strings.Contains(held, admin.Email) {
+		t.Fatalf("hold shown as %q", held)
+	}
+	if blocked := doc.Find(`[data-testid="purge-blocked"]`).Text(); !strings.Contains(blocked, "legal hold") || !strings.Contains(blocked, "Tax audit 2031") {
+		t.Fatalf("purge-blocked %q", blocked)
+	}
+	var held int64
+	b.db.AppPool.QueryRow(ctx, "SELECT count(*) FROM tenantry.audit_events WHERE tenant_id = $1 AND action = 'tenant.legal_hold_set'", tn.ID).Scan(&held)
+	if held != 1 {
+		t.Fatalf("legal hold audited %d times", held)
+	}
+}
+
+// TestPortalExport: a tenant admin asks for an export in the portal and downloads it; a member
+// may not; the export still works while the tenant is read-only.
+func TestPortalExport(t *testing.T) {
+	b := setupLifecycle(t)
+	ctx := context.Background()
+	tn := b.apiTenant(t)
+	b.tenantUser(t, tn, "owner@export.example", tenantauth.RoleAdmin)
+	b.tenantUser(t, tn, "staff@export.example", tenantauth.RoleMember)
+	if _, err := b.lc.Start(ctx, "ops", tn.ID, lifecycle.StartInput{Reason: "Plan ended", NoticeDays: 10}); err != nil {
+		t.Fatal(err)
+	}
+	b.at(t, 4) // read-only
+	mc := b.client(t)
+	mc.portalSignIn(tn.Slug, "staff@export.example", password)
+	if res, _ := mc.get("/t/" + tn.Slug + "/export"); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("member export page: %d", res.StatusCode)
+	}
+	uc := b.client(t)
+	uc.portalSignIn(tn.Slug, "owner@export.example", password)
+	page := "/t/" + tn.Slug + "/export"
+	if res, body := uc.post(page, url.Values{"_csrf": {uc.token(page)}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ask for an export while read-only: %d\n%s", res.StatusCode, body)
+	}
+	if _, err := b.lc.RunOpenExports(ctx); err != nil {
+		t.Fatal(err)
+	}
+	link, ok := parse(t, uc.getBody(page)).Find(`[data-testid="portal-export-download"]`).Attr("href")
+	if !ok {
+		t.Fatal("no download link")
+	}
+	res, body := uc.get(link)
+	if res.StatusCode != http.StatusOK || !strings.HasPrefix(body, "PK") {
+		t.Fatalf("download: %d", res.StatusCode)
+	}
+	if res, _ := mc.get(link); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("member download: %d", res.StatusCode)
+	}
+}
