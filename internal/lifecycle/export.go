@@ -2,9 +2,9 @@ package lifecycle
 
 import (
 	"archive/zip"
-	"compress/flate"
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/sha256"
 	"encoding/csv"
