@@ -32,7 +32,7 @@ func safeMethod(m string) bool {
 
 // lifecycleNote is what people are told about a tenant being decommissioned.
 type lifecycleNote struct {
-	reason, contact     string
+	reason, contact      string
 	degradeAt, suspendAt string
 }
 

@@ -41,13 +41,13 @@ type Row struct {
 
 // PortalExport is the tenant portal's export page (tenant admins).
 type PortalExport struct {
-	CSRF     string
-	Base     string
-	Rows     []ExportRow
-	Polling  bool
-	CanAsk   bool
-	Notice   string
-	Contact  string
+	CSRF    string
+	Base    string
+	Rows    []ExportRow
+	Polling bool
+	CanAsk  bool
+	Notice  string
+	Contact string
 }
 
 // ExportRow is one export as the portal shows it.
