@@ -50,6 +50,9 @@ func (s *Server) outboxList(c echo.Context) error {
 		m.Rows = append(m.Rows, admin.OutboxRow{ID: q.ID, When: q.CreatedAt.Format(outboxTimeFormat), To: q.ToAddr,
 			Subject: q.Subject, Kind: q.Kind, State: q.State, Attempts: q.Attempts, LastError: q.LastError})
 	}
+	if isFragmentRequest(c) { // the address bar shows the canonical address, without empty fields
+		c.Response().Header().Set("HX-Push-Url", m.URL(pageNo))
+	}
 	return s.render(c, http.StatusOK, page{Title: "Outbox", Nav: "outbox", Crumbs: []layouts.Crumb{{Label: "Outbox"}},
 		Content: admin.OutboxPage(m), Fragment: admin.OutboxResults(m)})
 }
