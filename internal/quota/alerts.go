@@ -58,8 +58,15 @@ type Alert struct {
 	ReadAt      *time.Time
 }
 
-// noPeriod is the period_start recorded for dimensions that never reset.
-var noPeriod = time.Unix(0, 0).UTC()
+// alertPeriod is the period in which each threshold of d fires at most once: the dimension's own
+// reset period, or for dimensions that never reset (gauges), the UTC calendar month, so that a
+// level that falls back and rises again alerts again the next month, not at every wobble.
+func alertPeriod(d Dimension, now time.Time) time.Time {
+	if d.ResetPeriod == "none" {
+		return time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	}
+	return d.periodStart(now)
+}
 
 // Prefs is where a tenant's alerts go, from its notification settings.
 type Prefs struct {
@@ -343,7 +350,7 @@ func (s *Service) EvaluateAlerts(ctx context.Context) ([]Alert, error) {
 		Kind        string
 	}
 	if err := s.db.App.WithContext(ctx).Raw(`SELECT tenant_id, dimension, period_start, threshold, kind FROM tenantry.quota_alerts
-		WHERE kind IN ('crossed', 'resolved') AND (period_start = 'epoch' OR period_start > ?::timestamptz - interval '32 days')`, now).Scan(&existing).Error; err != nil {
+		WHERE kind IN ('crossed', 'resolved') AND period_start > ?::timestamptz - interval '32 days'`, now).Scan(&existing).Error; err != nil {
 		return nil, fmt.Errorf("quota: evaluate alerts: %w", err)
 	}
 	seen := make(map[akey]bool, len(existing))
@@ -353,9 +360,8 @@ func (s *Service) EvaluateAlerts(ctx context.Context) ([]Alert, error) {
 	var fresh []Alert
 	for _, r := range rows {
 		d := Dimension{ResetPeriod: r.ResetPeriod}
-		period, used := noPeriod, r.Used
+		period, used := alertPeriod(d, now), r.Used
 		if r.ResetPeriod != "none" {
-			period = d.periodStart(now)
 			if r.Infinite || r.PeriodStart.Before(period) {
 				used = 0 // a new period has begun and nothing is consumed in it yet
 			}
@@ -580,16 +586,13 @@ func (s *Service) AlertStates(ctx context.Context, tenantID int64) (map[string]A
 		Kind        string
 	}
 	if err := s.db.App.WithContext(ctx).Raw(`SELECT dimension, period_start, threshold, kind FROM tenantry.quota_alerts
-		WHERE tenant_id = ? AND kind IN ('crossed', 'resolved') AND (period_start = 'epoch' OR period_start > ?::timestamptz - interval '32 days')
+		WHERE tenant_id = ? AND kind IN ('crossed', 'resolved') AND period_start > ?::timestamptz - interval '32 days'
 		ORDER BY threshold`, tenantID, now).Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("quota: alert states: %w", err)
 	}
 	out := make(map[string]AlertState, len(dims))
 	for _, d := range dims {
-		period := noPeriod
-		if d.ResetPeriod != "none" {
-			period = d.periodStart(now)
-		}
+		period := alertPeriod(d, now)
 		st := AlertState{Thresholds: table.get(tenantID, d.Key), Crossed: []int{}}
 		resolved := map[int]bool{}
 		for _, r := range rows {

@@ -534,3 +534,48 @@ func TestParentPool(t *testing.T) {
 	b.setLimit(t, kids[1].ID, "seats", 500, 500)
 	_ = errors.New
 }
+
+// A gauge never resets: each threshold fires at most once a calendar month, and goes back under.
+func TestGaugeAlertsMonthly(t *testing.T) {
+	_, b := setup(t)
+	ctx := context.Background()
+	t0 := time.Date(2030, 5, 20, 9, 0, 0, 0, time.UTC)
+	svc, clk := b.clocked(t0)
+	tn := b.newTenant(t, "free")
+	b.setLimit(t, tn.ID, "storage_gb", 4, 10)
+	if err := svc.SetThresholds(ctx, "a", nil, "storage_gb", []int{50}); err != nil {
+		t.Fatal(err)
+	}
+	level := func(v int64, want ...string) {
+		t.Helper()
+		if err := svc.ReportUsage(ctx, tn.ID, []quota.Report{{Dimension: "storage_gb", Value: v}}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := svc.EvaluateAlerts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kinds []string
+		for _, a := range got {
+			if a.TenantID == tn.ID {
+				kinds = append(kinds, fmt.Sprintf("%s%d", a.Kind, a.Threshold))
+			}
+		}
+		if fmt.Sprint(kinds) != fmt.Sprint(want) && !(len(kinds) == 0 && len(want) == 0) {
+			t.Fatalf("level %d: alerts %v, want %v", v, kinds, want)
+		}
+	}
+	level(6, "crossed50")
+	level(7)
+	level(2, "resolved50")
+	level(8) // already fired this month
+	st, err := svc.AlertStates(ctx, tn.ID)
+	if err != nil || fmt.Sprint(st["storage_gb"].Crossed) != "[]" || fmt.Sprint(st["storage_gb"].Thresholds) != "[50]" {
+		t.Fatalf("state: %+v %v", st["storage_gb"], err)
+	}
+	clk.set(time.Date(2030, 6, 1, 0, 0, 1, 0, time.UTC))
+	level(8, "crossed50")
+	if st, _ := svc.AlertStates(ctx, tn.ID); fmt.Sprint(st["storage_gb"].Crossed) != "[50]" {
+		t.Fatalf("state: %+v", st["storage_gb"])
+	}
+}
