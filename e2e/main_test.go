@@ -144,6 +144,7 @@ func setup(t *testing.T, cfg config) *bundle {
 	}
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
+	startProvisioning(t, d) // tenants created in the UI are provisioned by River jobs (provisioning_test.go)
 	b := &bundle{t: t, db: d, url: ts.URL, expect: playwright.NewPlaywrightAssertions(5000)}
 	b.page = b.newPage(cfg.Width, cfg.Height)
 	return b

@@ -80,7 +80,7 @@ func TestCreateTenant(t *testing.T) {
 	b.ok(b.page.Locator("#f-slug").Fill(slug), "fill slug")
 	b.ok(create.Click(), "create tenant")
 	b.wantPath("/admin/tenants/" + slug)
-	b.ok(b.expect.Locator(b.testID("flashes")).ToHaveText("Tenant "+name+" created."), "created flash")
+	b.ok(b.expect.Locator(b.testID("flashes")).ToHaveText("Tenant "+name+" created; provisioning has started."), "created flash")
 	b.ok(b.expect.Locator(b.testID("flashes").GetByRole("status")).ToHaveCount(1), "flash announced as status")
 	b.ok(b.expect.Locator(b.testID("tenant-name")).ToHaveText(name), "tenant name")
 	b.ok(b.expect.Locator(b.testID("tenant-slug")).ToHaveText(slug), "tenant slug")

@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/tenantry/tenantry/internal/audit"
+	"github.com/tenantry/tenantry/internal/provisioning"
 	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/internal/validation"
 	"github.com/tenantry/tenantry/views/components"
@@ -78,28 +79,41 @@ func (s *Server) renderTenantForm(c echo.Context, status int, m admin.TenantForm
 		return err
 	}
 	m.Plans, m.CSRF = plans, csrfToken(c)
+	if m.Templates, err = s.templateOptions(c.Request().Context()); err != nil {
+		return err
+	}
 	return s.render(c, status, page{Title: "New tenant", Nav: "tenants",
 		Crumbs: []layouts.Crumb{tenantsCrumb, {Label: "New tenant"}}, Content: admin.TenantNewPage(m)})
 }
 
-// tenantCreate registers a tenant, or re-renders the form with field errors and the input kept.
+// tenantCreate registers a tenant and starts its provisioning run (internal/provisioning), or
+// re-renders the form with field errors and the input kept. The tenant page shows the run's
+// progress.
 func (s *Server) tenantCreate(c echo.Context) error {
 	u, _ := currentUser(c)
-	in := tenant.NewTenant{Slug: c.FormValue("slug"), Name: c.FormValue("name"), PlanKey: c.FormValue("plan"), ParentSlug: c.FormValue("parent")}
-	t, err := s.tenants.Create(c.Request().Context(), u.Email, in)
-	if errors.Is(err, tenant.ErrPlanePending) {
-		s.flash(c, "error", "Tenant "+t.Name+" is registered, but its database schema could not be prepared yet. Tenantry retries every minute; the state changes to active when it is done.")
-		return redirect(c, "/admin/tenants/"+t.Slug)
+	form := admin.TenantForm{Slug: c.FormValue("slug"), Name: c.FormValue("name"), Plan: c.FormValue("plan"), Parent: c.FormValue("parent"),
+		Template: c.FormValue("template"), AdminEmail: c.FormValue("admin_email")}
+	req := provisioning.Request{Name: form.Name, Slug: form.Slug, PlanKey: form.Plan, ParentSlug: form.Parent, AdminEmail: form.AdminEmail, Actor: u.Email}
+	if form.Template != "" {
+		id, err := strconv.ParseInt(form.Template, 10, 64)
+		if err != nil {
+			id = -1 // refused below as an unknown template
+		}
+		req.TemplateID = &id
 	}
+	run, err := s.provisioning.Start(c.Request().Context(), req)
 	if errors.Is(err, validation.ErrInvalid) {
-		return s.renderTenantForm(c, http.StatusUnprocessableEntity, admin.TenantForm{Slug: in.Slug, Name: in.Name,
-			Plan: in.PlanKey, Parent: in.ParentSlug, Errors: validation.Fields(err)})
+		form.Errors = validation.Fields(err)
+		if form.Template != "" && form.Errors["plan"] != "" && form.Errors["template"] == "" {
+			delete(form.Errors, "plan") // the template gives the plan
+		}
+		return s.renderTenantForm(c, http.StatusUnprocessableEntity, form)
 	}
 	if err != nil {
 		return err
 	}
-	s.flash(c, "success", "Tenant "+t.Name+" created.")
-	return redirect(c, "/admin/tenants/"+t.Slug)
+	s.flash(c, "success", "Tenant "+run.TenantName+" created; provisioning has started.")
+	return redirect(c, "/admin/tenants/"+run.TenantSlug)
 }
 
 // tenantShow shows a tenant's page on one of its tabs; htmx tab switches get only the tabs.
@@ -151,6 +165,9 @@ func (s *Server) renderTenant(c echo.Context, status int, tab string, after func
 		if err != nil {
 			return err
 		}
+		if m.Provisioning, err = s.tenantRunPanel(c, t.ID); err != nil {
+			return err
+		}
 		for _, ch := range children {
 			m.Children = append(m.Children, admin.Link{Label: ch.Name, Href: "/admin/tenants/" + ch.Slug})
 		}
@@ -181,12 +198,12 @@ func (s *Server) renderTenant(c echo.Context, status int, tab string, after func
 		if m.Quotas, err = s.quotasTab(c, t); err != nil {
 			return err
 		}
-	case "billing":
-		if m.Billing, err = s.billingTab(c, t); err != nil {
-			return err
-		}
 	case "lifecycle":
 		if m.Lifecycle, err = s.lifecycleTab(c, t); err != nil {
+			return err
+		}
+	case "billing":
+		if m.Billing, err = s.billingTab(c, t); err != nil {
 			return err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/tenantry/tenantry/internal/db/dbtest"
 	"github.com/tenantry/tenantry/internal/identity"
 	"github.com/tenantry/tenantry/internal/isolation"
+	"github.com/tenantry/tenantry/internal/provisioning"
 	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/internal/tenantauth"
 	"github.com/tenantry/tenantry/web"
@@ -18,6 +19,7 @@ import (
 
 func TestIsolationPage(t *testing.T) {
 	b := setup(t)
+	b.provisioningWorkers(t)
 	admin := b.user(t, identity.RoleAdmin)
 	c := b.client(t)
 	c.signIn(admin.Email)
@@ -27,6 +29,7 @@ func TestIsolationPage(t *testing.T) {
 		if res, _ := c.post("/admin/tenants", form); res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("create %s: %d", slug, res.StatusCode)
 		}
+		b.awaitRun(t, slug, provisioning.StateDone)
 		var id int64
 		if err := b.db.AppPool.QueryRow(context.Background(), "SELECT id FROM tenants WHERE slug = $1", slug).Scan(&id); err != nil {
 			t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/tenantry/tenantry/internal/db"
 	"github.com/tenantry/tenantry/internal/db/dbtest"
 	"github.com/tenantry/tenantry/internal/identity"
+	"github.com/tenantry/tenantry/internal/provisioning"
 	"github.com/tenantry/tenantry/web"
 )
 
@@ -183,6 +184,7 @@ func TestDatabaseOutageAndRecovery(t *testing.T) {
 
 func TestAuditExportAndVerify(t *testing.T) {
 	b := setup(t)
+	b.provisioningWorkers(t)
 	admin := b.user(t, identity.RoleAdmin)
 	c := b.client(t)
 	c.signIn(admin.Email)
@@ -190,6 +192,7 @@ func TestAuditExportAndVerify(t *testing.T) {
 	if res, _ := c.post("/admin/tenants", form); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("create: %d", res.StatusCode)
 	}
+	b.awaitRun(t, "export-co", provisioning.StateDone) // creation provisions in the background
 
 	res, body := c.get("/admin/tenants/export-co/audit.csv")
 	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/csv") ||
@@ -200,7 +203,8 @@ func TestAuditExportAndVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 3 || rows[0][4] != "action" || rows[1][4] != "tenant.created" || rows[2][4] != "tenant.activated" || rows[1][5] != "export-co" {
+	if len(rows) != 5 || rows[0][4] != "action" || rows[1][4] != "tenant.created" || rows[2][4] != "provisioning.started" ||
+		rows[3][4] != "tenant.activated" || rows[4][4] != "provisioning.completed" || rows[1][5] != "export-co" {
 		t.Fatalf("tenant export rows = %v", rows)
 	}
 	// The creation came over HTTP: it names its request and the client's address.
@@ -208,8 +212,8 @@ func TestAuditExportAndVerify(t *testing.T) {
 		t.Fatalf("origin of the creation = %q from %q", rows[1][7], rows[1][8])
 	}
 	_, all := c.get("/admin/audit.csv?q=export-co")
-	if n := strings.Count(all, "\n"); n != 3 {
-		t.Fatalf("platform export filtered by search has %d lines, want 3:\n%s", n, all)
+	if n := strings.Count(all, "\n"); n != 5 {
+		t.Fatalf("platform export filtered by search has %d lines, want 5:\n%s", n, all)
 	}
 
 	_, page := c.get("/admin/audit/verify")

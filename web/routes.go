@@ -52,6 +52,7 @@ func (s *Server) routes() {
 	admin.GET("", s.dashboard)
 	s.signupAdminRoutes(admin) // Brands and Approvals (admin_brands.go, admin_approvals.go)
 	admin.GET("/tenants", s.tenantList)
+	s.provisioningRoutes(admin, web) // runs, bulk CSV, invitation links (admin_provisioning.go)
 	admin.GET("/tenants/new", s.tenantNew)
 	admin.GET("/quotas", s.quotaOverview)
 	admin.GET("/settings", s.platformSettings)

@@ -12,6 +12,7 @@ import (
 	"github.com/tenantry/tenantry/internal/db/dbtest"
 	"github.com/tenantry/tenantry/internal/identity"
 	"github.com/tenantry/tenantry/internal/keys"
+	"github.com/tenantry/tenantry/internal/provisioning"
 	"github.com/tenantry/tenantry/web"
 )
 
@@ -29,13 +30,14 @@ func withKeys(t *testing.T) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &testBundle{db: d, users: identity.NewService(d.App)}
+	b := &testBundle{db: d, users: identity.NewService(d.App), srv: srv}
 	b.ts = newTestServer(t, srv)
 	return b
 }
 
 func TestSecurityTab(t *testing.T) {
 	b := withKeys(t)
+	b.provisioningWorkers(t)
 	admin := b.user(t, identity.RoleAdmin)
 	c := b.client(t)
 	c.signIn(admin.Email)
@@ -43,6 +45,7 @@ func TestSecurityTab(t *testing.T) {
 	if res, _ := c.post("/admin/tenants", form); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("create: %d", res.StatusCode)
 	}
+	b.awaitRun(t, "secure-co", provisioning.StateDone) // the keyset is made by the provisioning run
 	_, body := c.get("/admin/tenants/secure-co/security")
 	doc := parse(t, body)
 	if doc.Find(`[data-testid="primary-key-id"]`).Text() == "" {

@@ -22,6 +22,7 @@ import (
 	"github.com/tenantry/tenantry/internal/isolation"
 	"github.com/tenantry/tenantry/internal/keys"
 	"github.com/tenantry/tenantry/internal/lifecycle"
+	"github.com/tenantry/tenantry/internal/provisioning"
 	"github.com/tenantry/tenantry/internal/quota"
 	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/static"
@@ -47,7 +48,8 @@ type Server struct {
 
 	verifier          *isolation.Verifier
 	isolationInterval time.Duration
-	lifecycle         *lifecycle.Service // decommissioning (admin_lifecycle.go)
+	lifecycle         *lifecycle.Service    // decommissioning (admin_lifecycle.go)
+	provisioning      *provisioning.Service // provisioning runs (admin_provisioning.go)
 	mailDelivery      string
 }
 
@@ -90,6 +92,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.verifier.Add(s.IsolationProbes()...)
 	s.lifecycle = newLifecycle(cfg, s.tenants)
+	s.provisioning = newProvisioning(cfg)
 	if cfg.Keys != nil {
 		s.credentials = credentials.NewService(cfg.DB, cfg.Keys)
 	}

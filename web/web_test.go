@@ -28,6 +28,7 @@ type testBundle struct {
 	db    *db.DB
 	ts    *httptest.Server
 	users *identity.Service
+	srv   *web.Server
 }
 
 func setup(t testing.TB) *testBundle {
@@ -37,7 +38,7 @@ func setup(t testing.TB) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testBundle{db: d, ts: newTestServer(t, srv), users: identity.NewService(d.App)}
+	return &testBundle{db: d, ts: newTestServer(t, srv), users: identity.NewService(d.App), srv: srv}
 }
 
 func newTestServer(t testing.TB, h http.Handler) *httptest.Server {

@@ -321,6 +321,19 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("start jobs: %w", err)
 	}
 
+	// Provisioning runs work on their own queue, 4 at a time; runs a previous stop cut short resume.
+	provJobs, err := provisioning.NewClient(d.AppPool, srv.Provisioning(), 4, log)
+	if err != nil {
+		return err
+	}
+	if err := provJobs.Start(ctx); err != nil {
+		return fmt.Errorf("start provisioning jobs: %w", err)
+	}
+	if n, err := srv.Provisioning().Resume(ctx); err != nil {
+		return fmt.Errorf("resume provisioning runs: %w", err)
+	} else if n > 0 {
+		log.Info("resumed provisioning runs", "runs", n)
+	}
 	httpServer := &http.Server{Addr: cfg.Addr, Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- httpServer.ListenAndServe() }()
@@ -342,4 +355,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		err = errors.Join(err, jerr)
 	}
 	return err
+	if perr := provJobs.Stop(shutdownCtx); perr != nil {
+		err = errors.Join(err, perr)
+	}
 }

@@ -16,10 +16,12 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/riverqueue/river"
 	"gorm.io/gorm"
 
 	"github.com/tenantry/tenantry/internal/db"
 	"github.com/tenantry/tenantry/internal/db/dbtest"
+	"github.com/tenantry/tenantry/internal/jobs"
 	tmail "github.com/tenantry/tenantry/internal/mail"
 )
 
@@ -470,5 +472,43 @@ func TestParseSMTPURL(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%s: got %+v, want %+v", tc.url, got, tc.want)
 		}
+	}
+}
+
+// The wiring of `serve`: a River client with the worker and the periodic job delivers what is
+// queued, both at start and later (the periodic run, not only RunOnStart).
+func TestRiverPeriodicJobDelivers(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.NewDatabase(t) // a River queue of its own
+	srv := startSMTP(t, "")
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &tmail.DeliverWorker{Deliverer: tmail.NewDeliverer(d.App, transportTo(t, srv.Addr), dbtest.Logger(t))})
+	client, err := jobs.New(d.AppPool, workers, []*river.PeriodicJob{tmail.DeliverPeriodic()}, dbtest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, d, tmail.Message{Kind: "test", To: "first@example.com", Subject: "First", Text: "queued before start"})
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Stop(context.Background()) })
+	waitFor := func(to string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			for _, r := range srv.received() {
+				if r.To[0] == to {
+					return
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("%s got nothing within 30 s", to)
+	}
+	waitFor("first@example.com")
+	enqueue(t, d, tmail.Message{Kind: "test", To: "second@example.com", Subject: "Second", Text: "queued while running"})
+	waitFor("second@example.com")
+	if q := row(t, d, "second@example.com"); q.State != tmail.StateSent {
+		t.Fatalf("second message: %s", q.State)
 	}
 }

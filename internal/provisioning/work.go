@@ -63,7 +63,8 @@ func ClientConfig(s *Service, workers int, log *slog.Logger) *river.Config {
 		FetchPollInterval: 250 * time.Millisecond,
 		JobTimeout:        5 * time.Minute,
 		MaxAttempts:       25,
-		Logger:            log,
+		// River reports routine queue statistics at info level every few seconds.
+		Logger: slog.New(warnOnly{log.Handler()}),
 	}
 }
 
@@ -322,3 +323,14 @@ func (s *Service) compensate(ctx context.Context, id int64) error {
 
 // runActor is how the workflow signs what it does for run r.
 func runActor(r Run) string { return "provisioning:run:" + strconv.FormatInt(r.ID, 10) }
+
+// warnOnly passes on warnings and errors only.
+type warnOnly struct{ slog.Handler }
+
+func (h warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+
+func (h warnOnly) WithAttrs(as []slog.Attr) slog.Handler { return warnOnly{h.Handler.WithAttrs(as)} }
+
+func (h warnOnly) WithGroup(name string) slog.Handler { return warnOnly{h.Handler.WithGroup(name)} }

@@ -112,11 +112,16 @@ type TenantForm struct {
 	Parent string
 	Errors map[string]string
 	Plans  []components.Option
+	// Template (a template id) and AdminEmail start a provisioning run from a template with an
+	// invited admin; Templates are the choices.
+	Template   string
+	AdminEmail string
+	Templates  []components.Option
 }
 
 // Focus names the field that should have focus: the first one in error, else the first one.
 func (m TenantForm) Focus() string {
-	return components.FocusField(m.Errors, "name", "slug", "plan", "parent")
+	return components.FocusField(m.Errors, "name", "slug", "plan", "template", "parent", "admin_email")
 }
 
 // Link is a named address.
@@ -167,8 +172,10 @@ type TenantDetail struct {
 	Audit       AuditList
 	Users       TenantUsers
 	Quotas      Quotas
-	Billing     BillingTab
 	Lifecycle   LifecyclePanel
+	Billing     BillingTab
+	// Provisioning is the tenant's latest provisioning run, on the Overview tab; nil: none.
+	Provisioning *RunPanel
 }
 
 // TabURL is the address of a tab.

@@ -506,8 +506,17 @@ func TenantNewPage(m TenantForm) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
+		templ_7745c5c3_Err = components.Select(components.SelectProps{Name: "template", Label: "Template", Value: m.Template, Error: m.Errors["template"], Options: m.Templates}).Render(ctx, templ_7745c5c3_Buffer)
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
 		templ_7745c5c3_Err = components.Field(components.FieldProps{Name: "parent", Label: "Parent tenant (slug)", Value: m.Parent, Error: m.Errors["parent"], Autofocus: m.Focus() == "parent",
 			Hint: "Optional. The new tenant becomes a child of this tenant."}).Render(ctx, templ_7745c5c3_Buffer)
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = components.Field(components.FieldProps{Name: "admin_email", Label: "Admin e-mail", Type: "email", Value: m.AdminEmail, Error: m.Errors["admin_email"], Autofocus: m.Focus() == "admin_email",
+			Hint: "Optional. This person gets an e-mail invitation to set a password and manage the tenant."}).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
