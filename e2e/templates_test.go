@@ -53,3 +53,21 @@ func TestTemplatesInBrowser(t *testing.T) {
 	b.ok(b.expect.Locator(section.Locator(`[data-testid="drift-row"]`).First()).ToBeVisible(), "drift rows")
 	b.screenshot("tenant-template-drift")
 }
+
+// TestTemplatesOnPhone: at 390 px the template list, form, page and a tenant's Template section
+// fit the screen.
+func TestTemplatesOnPhone(t *testing.T) {
+	b := setup(t, config{Width: phoneWidth, Height: phoneHeight})
+	b.signIn(adminEmail, adminPassword, "/admin")
+	b.goTo("/admin/templates")
+	b.ok(b.expect.Locator(b.testID("template-row").First()).ToBeVisible(), "template rows")
+	b.wantFitsWidth("template list")
+	b.goTo("/admin/templates/new")
+	b.ok(b.expect.Locator(b.testID("template-form")).ToBeVisible(), "form")
+	b.wantFitsWidth("template form")
+	b.screenshot("template-form-390")
+	b.goTo("/admin/tenants/evergreen-clinics")
+	b.ok(b.expect.Locator(b.testID("tenant-template")).ToBeVisible(), "Template section")
+	b.wantFitsWidth("tenant Template section")
+	b.screenshot("tenant-template-390")
+}
