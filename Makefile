@@ -179,6 +179,7 @@ bench:
 	go test -run '^$$' -bench . ./internal/keys/ ./internal/db/tenantscope/
 	go test -run '^$$' -bench MigrateAllTenants -benchtime 3x -timeout 30m ./internal/db/
 	go test -run '^$$' -bench TenantPlaneCreate -benchtime 20x -timeout 60m ./internal/db/
+	go test -run '^$$' -bench 'Export1M|Purge20Tables' -benchtime 3x -timeout 30m ./internal/lifecycle/
 
 ## clean: build outputs and the Playwright driver dir (committed generated files, node_modules
 ## and the private database in .data stay; `make pg-stop && rm -rf .data` removes the database).
