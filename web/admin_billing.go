@@ -99,6 +99,9 @@ func (s *Server) renderBillingList(c echo.Context, status int, month, monthErr s
 	if m.Rows, err = s.invoiceRows(c, invs); err != nil {
 		return err
 	}
+	if isFragmentRequest(c) { // push the canonical address, without empty parameters
+		c.Response().Header().Set("HX-Push-Url", m.Query.URL())
+	}
 	return s.render(c, status, page{Title: "Billing", Nav: "billing", Crumbs: []layouts.Crumb{{Label: "Billing"}},
 		Content: admin.BillingPage(m), Fragment: admin.BillingResults(m)})
 }
