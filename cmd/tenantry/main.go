@@ -266,6 +266,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	keySvc.RegisterReencrypter("settings", settings.NewService(d.App, tenant.NewService(d, log)).WithKeys(keySvc)) // secret settings
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &identity.PruneAttemptsWorker{Service: users})
+	river.AddWorker(workers, &tenantauth.ActAsSweepWorker{Service: tenantauth.NewService(d)})
 	river.AddWorker(workers, &tenant.FinishProvisioningWorker{Service: tenant.NewService(d, log, tenant.WithKeys(keySvc))})
 	river.AddWorker(workers, keys.NewRotateWorker(keySvc))
 	billingSvc := billing.NewService(d) // monthly invoices and the overdue sweep
@@ -296,13 +297,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	river.AddWorker(workers, &isolation.VerifyWorker{Verifier: srv.Verifier()})
-	river.AddWorker(workers, &signup.FinishWorker{Service: signup.NewService(d, log, signup.Provisioning{Service: provisioning.NewService(d, log, provisioning.WithKeys(keySvc))}, os.Getenv("TENANTRY_BASE_URL"))})
 	lc := srv.Lifecycle() // decommissioning: the minute tick and export jobs (internal/lifecycle)
 	if err := lc.EnableJobs(); err != nil {
 		return err
 	}
 	river.AddWorker(workers, &lifecycle.TickWorker{Service: lc})
 	river.AddWorker(workers, &lifecycle.ExportWorker{Service: lc})
+	river.AddWorker(workers, &signup.FinishWorker{Service: signup.NewService(d, log, signup.Provisioning{Service: provisioning.NewService(d, log, provisioning.WithKeys(keySvc))}, os.Getenv("TENANTRY_BASE_URL"))})
 	leaseCfg, err := quota.LeaseConfigFromEnv()
 	if err != nil {
 		return err
@@ -311,7 +312,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	srv.UseQuotaLeases(leaseCfg) // hot tenant-dimensions are served from per-node quota leases
 	jobClient, err := jobs.New(d.AppPool, workers, []*river.PeriodicJob{lifecycle.TickPeriodic(),
 		billing.InvoicePeriodic(), billing.OverduePeriodic(),
-		identity.PruneAttemptsPeriodic(), tenant.FinishProvisioningPeriodic(), isolation.Periodic(cfg.IsolationInterval),
+		identity.PruneAttemptsPeriodic(), tenantauth.ActAsSweepPeriodic(), tenant.FinishProvisioningPeriodic(), isolation.Periodic(cfg.IsolationInterval),
 		quota.LeaseReconcilePeriodic(),
 		quota.RollupPeriodic(), quota.AlertsPeriodic(), quota.ScalingPeriodic(), mail.DeliverPeriodic(), signup.FinishPeriodic()}, log)
 	if err != nil {
@@ -320,7 +321,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := jobClient.Start(ctx); err != nil {
 		return fmt.Errorf("start jobs: %w", err)
 	}
-
 	// Provisioning runs work on their own queue, 4 at a time; runs a previous stop cut short resume.
 	provJobs, err := provisioning.NewClient(d.AppPool, srv.Provisioning(), 4, log)
 	if err != nil {
@@ -334,6 +334,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	} else if n > 0 {
 		log.Info("resumed provisioning runs", "runs", n)
 	}
+
 	httpServer := &http.Server{Addr: cfg.Addr, Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- httpServer.ListenAndServe() }()
@@ -354,8 +355,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if jerr := jobClient.Stop(shutdownCtx); jerr != nil {
 		err = errors.Join(err, jerr)
 	}
-	return err
 	if perr := provJobs.Stop(shutdownCtx); perr != nil {
 		err = errors.Join(err, perr)
 	}
+	return err
 }
