@@ -84,7 +84,7 @@ func reservePort(t *testing.T) string {
 }
 
 // startSMTP starts a server on addr ("" for any free port) and stops it when the test ends.
-func startSMTP(t *testing.T, addr string) *smtpServer {
+func startSMTP(t testing.TB, addr string) *smtpServer {
 	t.Helper()
 	if addr == "" {
 		addr = "127.0.0.1:0"
