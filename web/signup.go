@@ -272,14 +272,14 @@ func (s *Server) signupContinue(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.startPortalSession(c, t.ID, map[any]any{keyPortalUser: u.ID, keyPortalEpoch: u.SessionEpoch}); err != nil {
-		return err
-	}
 	sess, _ := s.sessions.Get(c.Request(), signupSessionName)
 	sess.Values = map[any]any{}
 	if err := s.saveSession(c, sess); err != nil {
 		return err
 	}
 	s.flash(c, "success", "Welcome to "+t.Name+". You are its admin: invite your colleagues from Users.")
-	return c.Redirect(http.StatusSeeOther, "/t/"+t.Slug)
+	// As after a password: signed in, or on to the second factor when the tenant's policy (its
+	// template's compliance profile, say) requires one.
+	c.Set(ctxPortal, &portalAccess{tenant: t, base: "/t/" + t.Slug})
+	return s.portalPasswordAccepted(c, u)
 }

@@ -10,7 +10,7 @@ import (
 
 // Demo signup brands: the platform's own (/signup, automatic, no template choice) and Initech
 // Partners' reseller brand (/signup/initech, its own colours and copy, the demo's templates to
-// choose from); signups on it become Initech Partners' children.
+// choose from: Standard SaaS, HIPAA Clinic); signups on it become Initech Partners' children.
 const (
 	PlatformBrand = "tenantry"
 	ResellerBrand = "initech"
@@ -29,13 +29,11 @@ func seedBrands(ctx context.Context, d *db.DB) error {
 		return err
 	}
 	if _, err := svc.BrandBySlug(ctx, ResellerBrand); errors.Is(err, signup.ErrNotFound) {
-		ts, err := svc.Templates(ctx)
-		if err != nil {
-			return err
-		}
+		// A practice chooses between the plain template and the HIPAA one (which forces MFA).
 		var ids []int64
-		for _, t := range ts[:min(2, len(ts))] {
-			ids = append(ids, t.ID)
+		if err := d.App.WithContext(ctx).Raw(`SELECT id FROM tenantry.templates WHERE slug IN ('standard-saas', 'hipaa-clinic')
+			AND archived_at IS NULL ORDER BY slug DESC`).Scan(&ids).Error; err != nil {
+			return err
 		}
 		_, err = svc.CreateBrand(ctx, "system:seed", signup.BrandInput{Slug: ResellerBrand, DisplayName: "Initech Partner Cloud",
 			PrimaryColour: "#b45309", AccentColour: "#0f766e", Headline: "Your practice, online with Initech",

@@ -10,8 +10,9 @@ import (
 
 // TenantLook is the look of tenant t's portal and e-mails: its effective branding settings
 // (branding.name, branding.logo, branding.primary_colour), which already inherit from its parent
-// or reseller. A key left at the platform default takes instead the brand of the nearest tenant
-// from t up its tree that has one (a reseller's brand), then the tenant's own name.
+// or reseller. A key not set by the tenant or an ancestor (left at the platform's or the template's
+// value) takes instead the brand of the nearest tenant from t up its tree that has one (a
+// reseller's brand); the name stays the tenant's own unless branding.name is set.
 func (s *Service) TenantLook(ctx context.Context, t tenant.Tenant) (Look, error) {
 	tenants := tenant.NewService(s.db, slog.New(slog.DiscardHandler))
 	eff, err := settings.NewService(s.db.App, tenants).Effective(ctx, &t)
@@ -24,7 +25,9 @@ func (s *Service) TenantLook(ctx context.Context, t tenant.Tenant) (Look, error)
 	}
 	defaulted := func(key string) bool {
 		e, ok := vals[key]
-		return !ok || (e.Kind == settings.FromDefault || e.Kind == settings.FromPlatform) && e.LockedBy == ""
+		// A reseller's brand speaks for the reseller, an ancestor: like an ancestor's value it
+		// overrides the defaults and the tenant's template, not a value set in the tree.
+		return !ok || (e.Kind == settings.FromDefault || e.Kind == settings.FromPlatform || e.Kind == settings.FromTemplate) && e.LockedBy == ""
 	}
 	l := Look{Name: vals["branding.name"].Value, Primary: vals["branding.primary_colour"].Value}
 	if id := vals["branding.logo"].Value; id != "" {

@@ -27,6 +27,8 @@ func BrandStyle(primary, accent string) string {
 	b.WriteString(".portal-brand .border-brand-600{border-color:var(--brand)}")
 	b.WriteString(".portal-brand .bg-brand-accent{background-color:var(--brand-accent)}.portal-brand .text-brand-accent{color:var(--brand-accent)}")
 	b.WriteString(".portal-brand .focus-visible\\:ring-brand-500:focus-visible,.portal-brand .focus\\:ring-brand-500:focus{--tw-ring-color:var(--brand)}")
+	b.WriteString(".portal-brand .focus\\:border-brand-500:focus{border-color:var(--brand)}")
+	b.WriteString(".portal-brand .has-\\[\\:checked\\]\\:ring-brand-500:has(:checked){--tw-ring-color:var(--brand)}")
 	b.WriteString("</style>")
 	return b.String()
 }
