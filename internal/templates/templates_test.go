@@ -355,3 +355,26 @@ func TestDrift(t *testing.T) {
 		t.Errorf("source %q", d.Overrides[2].Source)
 	}
 }
+
+func TestListPages(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	for _, n := range []string{"Gamma", "alpha", "Beta"} {
+		if _, err := b.s.Create(ctx, "ops", base(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var names []string
+	for page := 1; page <= 2; page++ {
+		res, err := b.s.List(ctx, templates.ListQuery{Page: page, PerPage: 2})
+		if err != nil || res.Total != 3 || res.Pages() != 2 {
+			t.Fatalf("page %d: %d total, %d pages, %v", page, res.Total, res.Pages(), err)
+		}
+		for _, it := range res.Items {
+			names = append(names, it.Name)
+		}
+	}
+	if strings.Join(names, ",") != "alpha,Beta,Gamma" {
+		t.Fatalf("order %v", names)
+	}
+}
