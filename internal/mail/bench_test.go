@@ -11,6 +11,7 @@ import (
 
 	"github.com/tenantry/tenantry/internal/db/dbtest"
 	tmail "github.com/tenantry/tenantry/internal/mail"
+	"github.com/tenantry/tenantry/internal/mail/mailtest"
 )
 
 // BenchmarkOutboxDelivery: b.N queued messages delivered by two workers (as two nodes would)
@@ -23,7 +24,7 @@ func BenchmarkOutboxDelivery(b *testing.B) {
 	if err := d.App.Exec(`DELETE FROM tenantry.mail_outbox`).Error; err != nil {
 		b.Fatal(err)
 	}
-	srv := startSMTP(b, "")
+	srv := mailtest.Start(b, "")
 	err := d.App.Transaction(func(tx *gorm.DB) error {
 		for i := 0; i < b.N; i++ {
 			if _, err := tmail.Enqueue(tx, tmail.Message{Kind: "bench", To: fmt.Sprintf("u%d@example.com", i),
@@ -56,7 +57,7 @@ func BenchmarkOutboxDelivery(b *testing.B) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
-	if n := len(srv.received()); n != b.N {
+	if n := len(srv.Received()); n != b.N {
 		b.Fatalf("server received %d of %d", n, b.N)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")

@@ -4,18 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
-	"net"
-	"net/mail"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/riverqueue/river"
 	"gorm.io/gorm"
 
@@ -23,91 +16,8 @@ import (
 	"github.com/tenantry/tenantry/internal/db/dbtest"
 	"github.com/tenantry/tenantry/internal/jobs"
 	tmail "github.com/tenantry/tenantry/internal/mail"
+	"github.com/tenantry/tenantry/internal/mail/mailtest"
 )
-
-// received is one message as the test SMTP server got it.
-type received struct {
-	From string
-	To   []string
-	Data []byte
-}
-
-// smtpServer is a real SMTP server (emersion/go-smtp) on 127.0.0.1 that keeps what it receives.
-type smtpServer struct {
-	Addr string
-	srv  *smtp.Server
-	mu   sync.Mutex
-	msgs []received
-	// user and pass, when set, are the only credentials accepted (AUTH PLAIN).
-	user, pass string
-}
-
-func (s *smtpServer) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{srv: s}, nil }
-
-type session struct {
-	srv *smtpServer
-	cur received
-}
-
-func (x *session) Reset()        { x.cur = received{} }
-func (x *session) Logout() error { return nil }
-func (x *session) Mail(from string, _ *smtp.MailOptions) error {
-	x.cur.From = from
-	return nil
-}
-func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	x.cur.To = append(x.cur.To, to)
-	return nil
-}
-func (x *session) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	x.cur.Data = b
-	x.srv.mu.Lock()
-	x.srv.msgs = append(x.srv.msgs, x.cur)
-	x.srv.mu.Unlock()
-	return nil
-}
-
-// reservePort returns a free 127.0.0.1 address with nothing listening on it.
-func reservePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
-// startSMTP starts a server on addr ("" for any free port) and stops it when the test ends.
-func startSMTP(t testing.TB, addr string) *smtpServer {
-	t.Helper()
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &smtpServer{Addr: l.Addr().String()}
-	s.srv = smtp.NewServer(s)
-	s.srv.Domain = "localhost"
-	s.srv.AllowInsecureAuth = true
-	s.srv.ReadTimeout, s.srv.WriteTimeout = 10*time.Second, 10*time.Second
-	go s.srv.Serve(l)
-	t.Cleanup(func() { s.srv.Close() })
-	return s
-}
-
-func (s *smtpServer) received() []received {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]received(nil), s.msgs...)
-}
 
 // transportTo returns a go-mail transport to the test server at addr (plain, no TLS).
 func transportTo(t *testing.T, addr string) *tmail.SMTPTransport {
@@ -146,43 +56,9 @@ func row(t *testing.T, d *db.DB, to string) tmail.Queued {
 	return q
 }
 
-// bodies decodes the plain-text and HTML parts of a received message.
-func bodies(t *testing.T, msg *mail.Message) (text, html string) {
-	t.Helper()
-	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(mt, "multipart/") {
-		b, _ := io.ReadAll(quotedprintable.NewReader(msg.Body))
-		return string(b), ""
-	}
-	r := multipart.NewReader(msg.Body, params["boundary"])
-	for {
-		p, err := r.NextRawPart()
-		if err == io.EOF {
-			return text, html
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		var body io.Reader = p
-		if p.Header.Get("Content-Transfer-Encoding") == "quoted-printable" {
-			body = quotedprintable.NewReader(p)
-		}
-		b, _ := io.ReadAll(body)
-		switch ct := p.Header.Get("Content-Type"); {
-		case strings.HasPrefix(ct, "text/plain"):
-			text = string(b)
-		case strings.HasPrefix(ct, "text/html"):
-			html = string(b)
-		}
-	}
-}
-
 func TestDeliverThroughSMTPServer(t *testing.T) {
 	d := freshOutbox(t)
-	srv := startSMTP(t, "")
+	srv := mailtest.Start(t, "")
 	enqueue(t, d, tmail.Message{Kind: "invitation", To: "ann@example.com", Subject: "You are invited to Acme",
 		Text: "Set your password: https://tenantry.test/set?token=abc", HTML: "<p>Set your <b>password</b></p>"})
 
@@ -193,17 +69,14 @@ func TestDeliverThroughSMTPServer(t *testing.T) {
 	if res.Sent != 1 || res.Claimed != 1 {
 		t.Fatalf("result %+v, want one sent", res)
 	}
-	got := srv.received()
+	got := srv.Received()
 	if len(got) != 1 {
 		t.Fatalf("server received %d messages, want 1", len(got))
 	}
 	if len(got[0].To) != 1 || got[0].To[0] != "ann@example.com" || got[0].From != "no-reply@tenantry.test" {
 		t.Fatalf("envelope from %q to %v", got[0].From, got[0].To)
 	}
-	msg, err := mail.ReadMessage(strings.NewReader(string(got[0].Data)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	msg := got[0].Parse(t)
 	if s := msg.Header.Get("Subject"); s != "You are invited to Acme" {
 		t.Fatalf("subject %q", s)
 	}
@@ -213,8 +86,7 @@ func TestDeliverThroughSMTPServer(t *testing.T) {
 	if id := msg.Header.Get("Message-Id"); !strings.HasPrefix(id, "<outbox-") {
 		t.Fatalf("Message-ID %q is not derived from the outbox row", id)
 	}
-	text, html := bodies(t, msg)
-	if text != "Set your password: https://tenantry.test/set?token=abc" || html != "<p>Set your <b>password</b></p>" {
+	if text, html := msg.Text, msg.HTML; text != "Set your password: https://tenantry.test/set?token=abc" || html != "<p>Set your <b>password</b></p>" {
 		t.Fatalf("text part %q, html part %q", text, html)
 	}
 	q := row(t, d, "ann@example.com")
@@ -224,14 +96,14 @@ func TestDeliverThroughSMTPServer(t *testing.T) {
 
 	// Nothing is due any more: a second run sends nothing.
 	res, err = tmail.NewDeliverer(d.App, transportTo(t, srv.Addr), dbtest.Logger(t)).RunOnce(context.Background())
-	if err != nil || res.Claimed != 0 || len(srv.received()) != 1 {
-		t.Fatalf("second run: %+v, %v, server has %d", res, err, len(srv.received()))
+	if err != nil || res.Claimed != 0 || len(srv.Received()) != 1 {
+		t.Fatalf("second run: %+v, %v, server has %d", res, err, len(srv.Received()))
 	}
 }
 
 func TestSMTPDownMessageWaitsThenDelivers(t *testing.T) {
 	d := freshOutbox(t)
-	addr := reservePort(t) // nothing listens here yet
+	addr := mailtest.FreeAddr(t) // nothing listens here yet
 	enqueue(t, d, tmail.Message{Kind: "signup.verify", To: "bob@example.com", Subject: "Verify", Text: "Click the link"})
 	dl := tmail.NewDeliverer(d.App, transportTo(t, addr), dbtest.Logger(t))
 
@@ -254,13 +126,13 @@ func TestSMTPDownMessageWaitsThenDelivers(t *testing.T) {
 		t.Fatalf("claimed %d messages before their next attempt", res.Claimed)
 	}
 
-	srv := startSMTP(t, addr)
+	srv := mailtest.Start(t, addr)
 	d.App.Exec(`UPDATE tenantry.mail_outbox SET next_attempt_at = now() WHERE id = ?`, q.ID) // the backoff has passed
 	res, err = dl.RunOnce(context.Background())
 	if err != nil || res.Sent != 1 {
 		t.Fatalf("after the server came up: %+v, %v", res, err)
 	}
-	if got := srv.received(); len(got) != 1 || got[0].To[0] != "bob@example.com" {
+	if got := srv.Received(); len(got) != 1 || got[0].To[0] != "bob@example.com" {
 		t.Fatalf("server received %+v", got)
 	}
 	q = row(t, d, "bob@example.com")
@@ -271,7 +143,7 @@ func TestSMTPDownMessageWaitsThenDelivers(t *testing.T) {
 
 func TestGivesUpAfterMaxAttemptsAndRetryRequeues(t *testing.T) {
 	d := freshOutbox(t)
-	addr := reservePort(t)
+	addr := mailtest.FreeAddr(t)
 	enqueue(t, d, tmail.Message{Kind: "quota.alert", To: "ops@example.com", Subject: "Quota", Text: "Near the limit"})
 	dl := tmail.NewDeliverer(d.App, transportTo(t, addr), dbtest.Logger(t))
 	dl.MaxAttempts = 3
@@ -300,18 +172,18 @@ func TestGivesUpAfterMaxAttemptsAndRetryRequeues(t *testing.T) {
 	if _, err := tmail.Retry(context.Background(), d.App, "admin@example.com", q.ID); !errors.Is(err, tmail.ErrNotFailed) {
 		t.Fatalf("retrying a pending message: %v, want ErrNotFailed", err)
 	}
-	srv := startSMTP(t, addr)
+	srv := mailtest.Start(t, addr)
 	if res, err := dl.RunOnce(context.Background()); err != nil || res.Sent != 1 {
 		t.Fatalf("after retry: %+v %v", res, err)
 	}
-	if len(srv.received()) != 1 {
-		t.Fatalf("server received %d", len(srv.received()))
+	if len(srv.Received()) != 1 {
+		t.Fatalf("server received %d", len(srv.Received()))
 	}
 }
 
 func TestDedupKeyDeliversOnce(t *testing.T) {
 	d := freshOutbox(t)
-	srv := startSMTP(t, "")
+	srv := mailtest.Start(t, "")
 	m := tmail.Message{Kind: "invitation", DedupKey: "invite:42", To: "cat@example.com", Subject: "Invited", Text: "Hello"}
 	enqueue(t, d, m)
 	enqueue(t, d, m) // a step that ran twice after a crash
@@ -322,14 +194,14 @@ func TestDedupKeyDeliversOnce(t *testing.T) {
 	if _, err := tmail.NewDeliverer(d.App, transportTo(t, srv.Addr), dbtest.Logger(t)).RunOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(srv.received()); n != 1 {
+	if n := len(srv.Received()); n != 1 {
 		t.Fatalf("server received %d copies, want 1", n)
 	}
 }
 
 func TestConcurrentWorkersNeverSendARowTwice(t *testing.T) {
 	d := freshOutbox(t)
-	srv := startSMTP(t, "")
+	srv := mailtest.Start(t, "")
 	const n = 120
 	err := d.App.Transaction(func(tx *gorm.DB) error {
 		for i := 0; i < n; i++ {
@@ -362,7 +234,7 @@ func TestConcurrentWorkersNeverSendARowTwice(t *testing.T) {
 	}
 	wg.Wait()
 	seen := map[string]int{}
-	for _, r := range srv.received() {
+	for _, r := range srv.Received() {
 		seen[r.To[0]]++
 	}
 	for to, k := range seen {
@@ -383,7 +255,7 @@ func TestConcurrentWorkersNeverSendARowTwice(t *testing.T) {
 
 func TestCrashAfterClaimIsRedeliveredAfterLease(t *testing.T) {
 	d := freshOutbox(t)
-	srv := startSMTP(t, "")
+	srv := mailtest.Start(t, "")
 	enqueue(t, d, tmail.Message{Kind: "invitation", To: "dan@example.com", Subject: "Invited", Text: "Hello"})
 	crashed := tmail.NewDeliverer(d.App, transportTo(t, srv.Addr), dbtest.Logger(t))
 	crashed.Lease = time.Second
@@ -405,17 +277,11 @@ func TestCrashAfterClaimIsRedeliveredAfterLease(t *testing.T) {
 		t.Fatalf("after the lease: %+v %v", res, err)
 	}
 	// At least once: the crash produced a duplicate with the same Message-ID, never a loss.
-	got := srv.received()
+	got := srv.Received()
 	if len(got) != 2 {
 		t.Fatalf("server received %d, want the message and its redelivery", len(got))
 	}
-	id := func(r received) string {
-		m, err := mail.ReadMessage(strings.NewReader(string(r.Data)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m.Header.Get("Message-Id")
-	}
+	id := func(r mailtest.Message) string { return r.Parse(t).Header.Get("Message-Id") }
 	if id(got[0]) != id(got[1]) || id(got[0]) == "" {
 		t.Fatalf("the copies have different Message-IDs %q and %q", id(got[0]), id(got[1]))
 	}
@@ -480,7 +346,7 @@ func TestParseSMTPURL(t *testing.T) {
 func TestRiverPeriodicJobDelivers(t *testing.T) {
 	ctx := context.Background()
 	d := dbtest.NewDatabase(t) // a River queue of its own
-	srv := startSMTP(t, "")
+	srv := mailtest.Start(t, "")
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &tmail.DeliverWorker{Deliverer: tmail.NewDeliverer(d.App, transportTo(t, srv.Addr), dbtest.Logger(t))})
 	client, err := jobs.New(d.AppPool, workers, []*river.PeriodicJob{tmail.DeliverPeriodic()}, dbtest.Logger(t))
@@ -492,22 +358,9 @@ func TestRiverPeriodicJobDelivers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = client.Stop(context.Background()) })
-	waitFor := func(to string) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			for _, r := range srv.received() {
-				if r.To[0] == to {
-					return
-				}
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("%s got nothing within 30 s", to)
-	}
-	waitFor("first@example.com")
+	srv.WaitFor(t, "first@example.com", 30*time.Second)
 	enqueue(t, d, tmail.Message{Kind: "test", To: "second@example.com", Subject: "Second", Text: "queued while running"})
-	waitFor("second@example.com")
+	srv.WaitFor(t, "second@example.com", 30*time.Second)
 	if q := row(t, d, "second@example.com"); q.State != tmail.StateSent {
 		t.Fatalf("second message: %s", q.State)
 	}
