@@ -39,7 +39,7 @@ func TestPhoneLayout(t *testing.T) {
 	links := menu.GetByRole("link")
 	b.ok(b.expect.Locator(links.First()).ToBeHidden(), "menu closed at first")
 	b.ok(menu.Locator("summary").Click(), "open the menu")
-	b.ok(b.expect.Locator(links).ToHaveText([]string{"Dashboard", "Tenants", "Templates", "Quotas", "Settings", "Isolation", "Audit trail", "Outbox", "Platform users"}), "menu links")
+	b.ok(b.expect.Locator(links).ToHaveText([]string{"Dashboard", "Tenants", "Provisioning", "Templates", "Brands", "Approvals", "Quotas", "Billing", "Settings", "Isolation", "Audit trail", "Outbox", "Platform users"}), "menu links")
 	for i := 0; i < 4; i++ {
 		b.ok(b.expect.Locator(links.Nth(i)).ToBeVisible(), "menu link visible")
 	}

@@ -79,3 +79,17 @@ func TestProvisionFromTemplate(t *testing.T) {
 	b.ok(b.expect.Locator(b.page.Locator(fmt.Sprintf(`[data-testid="run-row"][data-slug=%q]`, slug))).ToHaveCount(1), "listed as done")
 	b.screenshot("provisioning-list")
 }
+
+// TestProvisioningPagesAt390: the Provisioning page, a run, the bulk upload form and a batch
+// preview fit a phone's width.
+func TestProvisioningPagesAt390(t *testing.T) {
+	b := setup(t, config{Width: 390, Height: 844})
+	b.signIn(adminEmail, adminPassword, "/admin")
+	b.goTo("/admin/provisioning")
+	b.ok(b.expect.Locator(b.testID("run-filters")).ToBeVisible(), "filters")
+	b.wantFitsWidth("provisioning list")
+	b.goTo("/admin/provisioning/bulk")
+	b.ok(b.expect.Locator(b.testID("bulk-form")).ToBeVisible(), "upload form")
+	b.wantFitsWidth("bulk upload form")
+	b.screenshot("provisioning-bulk-390")
+}
