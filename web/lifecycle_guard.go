@@ -65,8 +65,8 @@ func (s *Server) lifecyclePortalGuard(next echo.HandlerFunc) echo.HandlerFunc {
 			if err != nil {
 				return err
 			}
-			if !ok {
-				return next(c)
+			if !ok { // put in this state without a dated plan (imported, demo data): still enforced
+				note = lifecycleNote{reason: "no reason recorded", contact: "your provider", degradeAt: "now", suspendAt: "a date not set yet"}
 			}
 			if t.State == lifecycle.Notice {
 				a.banner = public.LifecycleBanner(t.Name+" is being decommissioned.",
@@ -152,10 +152,12 @@ func (s *Server) lifecycleNotServing(c echo.Context, ns *apikeys.NotServingError
 
 // portalExportRoutes serve the tenant admin's export page in the portal.
 func (s *Server) portalExportRoutes(web *echo.Group) {
-	t := web.Group("/t/:slug", s.portalTenant, s.loadPortalUser, s.lifecyclePortalGuard, s.requirePortalUser)
-	t.GET("/export", s.portalExport)
-	t.POST("/export", s.portalExportRequest)
-	t.GET("/export/:id/download", s.portalExportDownload)
+	// Per-route middleware, not a group: a group's middleware would also answer every unknown
+	// address under /t/:slug (echo routes a group's not-found through it).
+	mw := []echo.MiddlewareFunc{s.portalTenant, s.loadPortalUser, s.lifecyclePortalGuard, s.requirePortalUser}
+	web.GET("/t/:slug/export", s.portalExport, mw...)
+	web.POST("/t/:slug/export", s.portalExportRequest, mw...)
+	web.GET("/t/:slug/export/:id/download", s.portalExportDownload, mw...)
 }
 
 func (s *Server) portalAdmin(c echo.Context) (*portalAccess, error) {

@@ -278,7 +278,11 @@ func (s *Service) planPolicy(ctx context.Context, t tenant.Tenant) (Policy, erro
 
 type exportTable struct {
 	schema, name, source string
-	where                string
+	where                string // " WHERE …" on alias t, scoping a platform table to the tenant
+}
+
+func tenantWhere(tenantID int64) string {
+	return " WHERE t.tenant_id = " + strconv.FormatInt(tenantID, 10)
 }
 
 // tablesOf finds what to export in the catalogue.
@@ -311,9 +315,38 @@ func tablesOf(ctx context.Context, tx pgx.Tx, tenantID int64) ([]exportTable, er
 		if slices.Contains(excludedPlatformTables, n) {
 			continue
 		}
-		out = append(out, exportTable{schema: db.Schema, name: n, source: "platform", where: " WHERE t.tenant_id = " + strconv.FormatInt(tenantID, 10)})
+		out = append(out, exportTable{schema: db.Schema, name: n, source: "platform", where: tenantWhere(tenantID)})
 	}
-	return out, nil
+	// Control-plane tables without a tenant_id whose rows belong to a row that has one (invoice
+	// lines to their invoice): found through their foreign key, one hop.
+	rows, err = tx.Query(ctx, `SELECT DISTINCT ON (c.relname) c.relname, a.attname, p.relname, pa.attname
+		FROM pg_constraint k
+		JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_class p ON p.oid = k.confrelid
+		JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
+		JOIN pg_attribute pa ON pa.attrelid = k.confrelid AND pa.attnum = k.confkey[1]
+		WHERE k.contype = 'f' AND n.nspname = $1 AND cardinality(k.conkey) = 1 AND c.relkind IN ('r', 'p')
+		  AND NOT c.relispartition AND p.relnamespace = n.oid AND NOT (p.relname = ANY($2))
+		  AND NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = c.oid AND x.attname = 'tenant_id' AND NOT x.attisdropped)
+		  AND EXISTS (SELECT 1 FROM pg_attribute y WHERE y.attrelid = p.oid AND y.attname = 'tenant_id' AND NOT y.attisdropped)
+		ORDER BY c.relname, p.relname`, db.Schema, excludedPlatformTables)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var child, col, parent, pcol string
+		if err := rows.Scan(&child, &col, &parent, &pcol); err != nil {
+			return nil, err
+		}
+		if slices.Contains(excludedPlatformTables, child) {
+			continue
+		}
+		out = append(out, exportTable{schema: db.Schema, name: child, source: "platform",
+			where: " WHERE t." + pgx.Identifier{col}.Sanitize() + " IN (SELECT p." + pgx.Identifier{pcol}.Sanitize() + " FROM " +
+				pgx.Identifier{db.Schema, parent}.Sanitize() + " p WHERE p.tenant_id = " + strconv.FormatInt(tenantID, 10) + ")"})
+	}
+	return out, rows.Err()
 }
 
 func (et exportTable) ident() string { return pgx.Identifier{et.schema, et.name}.Sanitize() }

@@ -560,6 +560,23 @@ func TestExportCompleteness(t *testing.T) {
 	if _, ok := got["tenantry.tenant_keysets"]; ok {
 		t.Fatal("key material exported")
 	}
+	// Every control-plane table with a tenant_id, and every one whose rows hang off such a table
+	// by a foreign key (invoice lines), is in the archive.
+	var want2 []string
+	b.d.App.Raw(`SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = 'tenantry' AND c.relkind = 'r' AND c.relname <> ALL(ARRAY['tenant_keysets', 'destruction_certificates']) AND (
+		  EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+		  OR EXISTS (SELECT 1 FROM pg_constraint k JOIN pg_attribute y ON y.attrelid = k.confrelid AND y.attname = 'tenant_id'
+		             JOIN pg_class p ON p.oid = k.confrelid
+		             WHERE k.conrelid = c.oid AND k.contype = 'f' AND cardinality(k.conkey) = 1 AND p.relname <> 'tenant_keysets'))`).Scan(&want2)
+	if len(want2) < 5 {
+		t.Fatalf("only %d platform tables found", len(want2))
+	}
+	for _, n := range want2 {
+		if _, ok := got["tenantry."+n]; !ok {
+			t.Errorf("platform table %s not exported", n)
+		}
+	}
 	// Platform rows are the tenant's only: its audit events mention only its own id.
 	zr, _ := zip.OpenReader(path)
 	for _, f := range zr.File {

@@ -109,11 +109,15 @@ func (s *Service) markExported(ctx context.Context, t tenant.Tenant, e Export, a
 	if err != nil {
 		return err
 	}
-	tables, err := s.platformTables(ctx, func(n string) bool { return strings.HasPrefix(n, "quota_") })
+	names, err := s.platformTables(ctx, func(n string) bool { return strings.HasPrefix(n, "quota_") })
 	if err != nil {
 		return err
 	}
-	if released, err = s.deleteTenantRows(ctx, t.ID, tables); err != nil {
+	var tables []exportTable
+	for _, n := range names {
+		tables = append(tables, exportTable{schema: db.Schema, name: n, where: tenantWhere(t.ID)})
+	}
+	if released, err = s.deleteTenantRows(ctx, tables); err != nil {
 		return err
 	}
 	return s.d.App.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -141,28 +145,53 @@ func (s *Service) platformTables(ctx context.Context, keep func(string) bool) ([
 
 // deleteTenantRows deletes the tenant's rows from tables (as the owner: some are append-only for
 // the app), in as many passes as foreign keys between them need, and returns the counts.
-func (s *Service) deleteTenantRows(ctx context.Context, tenantID int64, tables []string) (map[string]int64, error) {
+func (s *Service) deleteTenantRows(ctx context.Context, tables []exportTable) (map[string]int64, error) {
 	out := map[string]int64{}
 	left := slices.Clone(tables)
 	for pass := 0; len(left) > 0; pass++ {
-		var failed []string
+		var failed []exportTable
 		var lastErr error
-		for _, n := range left {
-			tag, err := s.d.OwnerPool.Exec(ctx, "DELETE FROM "+pgx.Identifier{db.Schema, n}.Sanitize()+" WHERE tenant_id = $1", tenantID)
+		for _, et := range left {
+			tag, err := s.d.OwnerPool.Exec(ctx, "DELETE FROM "+et.ident()+" t"+et.where)
 			if err != nil {
 				var pe interface{ SQLState() string }
 				if errors.As(err, &pe) && pe.SQLState() == "23503" && pass < len(tables) { // referenced by a table not done yet
-					failed, lastErr = append(failed, n), err
+					failed, lastErr = append(failed, et), err
 					continue
 				}
-				return out, fmt.Errorf("delete tenant rows from %s: %w", n, err)
+				return out, fmt.Errorf("delete tenant rows from %s: %w", et.name, err)
 			}
-			out[n] += tag.RowsAffected()
+			out[et.name] += tag.RowsAffected()
 		}
 		if len(failed) == len(left) {
 			return out, lastErr
 		}
 		left = failed
+	}
+	return out, nil
+}
+
+// platformDeletions are the control-plane tables the facts say to delete from, with their scope.
+func (s *Service) platformDeletions(ctx context.Context, tenantID int64, f Facts) ([]exportTable, error) {
+	tx, err := s.d.OwnerPool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	all, err := tablesOf(ctx, tx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	var out []exportTable
+	for _, et := range all {
+		if et.source != "platform" {
+			continue
+		}
+		for _, tc := range f.PlatformRows {
+			if tc.Name == et.name {
+				out = append(out, et)
+			}
+		}
 	}
 	return out, nil
 }
@@ -258,12 +287,13 @@ func (s *Service) Purge(ctx context.Context, actor string, tenantID int64) (Cert
 		Updates(map[string]any{"state": ExportDeleted, "deleted_at": s.Now()}).Error; err != nil {
 		return Certificate{}, err
 	}
-	// 2. The tenant's rows of control-plane tables.
-	var del []string
-	for _, tc := range facts.PlatformRows {
-		del = append(del, tc.Name)
+	// 2. The tenant's rows of control-plane tables (those the facts list; children through
+	// their parent row, so they go first or by cascade).
+	del, err := s.platformDeletions(ctx, tenantID, facts)
+	if err != nil {
+		return Certificate{}, err
 	}
-	if _, err := s.deleteTenantRows(ctx, tenantID, del); err != nil {
+	if _, err := s.deleteTenantRows(ctx, del); err != nil {
 		return Certificate{}, err
 	}
 	// 3. Schema and role (the app role loses its membership with the role).
