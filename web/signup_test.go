@@ -21,7 +21,7 @@ import (
 
 // provisioningWorkers works provisioning runs (the default queue, as the server enqueues) until
 // the test ends.
-func provisioningWorkers(t *testing.T, d *db.DB) {
+func provisioningWorkers(t testing.TB, d *db.DB) {
 	t.Helper()
 	svc := provisioning.NewService(d, dbtest.Logger(t), provisioning.WithRetry(2, 10*time.Millisecond))
 	c, err := provisioning.NewClient(d.AppPool, svc, 2, dbtest.Logger(t))
@@ -57,7 +57,7 @@ func (b *testBundle) resellerBrand(t *testing.T, approval, colour string) (tenan
 var verifyLinkRE = regexp.MustCompile(`/signup/verify/[A-Za-z0-9_-]+`)
 
 // verifyLink reads the newest verification link sent to email from the outbox.
-func verifyLink(t *testing.T, d *db.DB, email string) string {
+func verifyLink(t testing.TB, d *db.DB, email string) string {
 	t.Helper()
 	var text string
 	if err := d.App.Raw("SELECT text_body FROM tenantry.mail_outbox WHERE kind = 'signup.verify' AND to_addr = ? ORDER BY id DESC LIMIT 1", email).Scan(&text).Error; err != nil || text == "" {
