@@ -266,6 +266,9 @@ func (s *Server) renderTemplateForm(c echo.Context, status int, mode string, id 
 	if m.Errors == nil {
 		m.Errors = map[string]string{}
 	}
+	if msg := m.Errors[templates.SettingField("branding.logo")]; msg != "" && m.Errors[templates.FieldLogo] == "" {
+		m.Errors[templates.FieldLogo] = msg // the logo's value travels in a hidden field: show it at the upload
+	}
 	if id := in.Settings["branding.logo"]; id != "" {
 		m.LogoID, m.LogoURL = id, settings.ImageURL(id)
 	}
