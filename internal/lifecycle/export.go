@@ -233,11 +233,18 @@ func (s *Service) RunExport(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
+	// Claim it: pending, failed, or running without a heartbeat for staleAfter (its worker died).
+	// Another node working it now keeps it, so no two write the same archive.
 	now := time.Now().UTC()
-	if err := s.d.App.WithContext(ctx).Model(&Export{}).Where("id = ?", id).Updates(map[string]any{
-		"state": ExportRunning, "attempts": gorm.Expr("attempts + 1"), "started_at": now, "heartbeat_at": now,
-		"tables_done": 0, "rows_done": 0, "bytes": 0, "error": ""}).Error; err != nil {
-		return err
+	claim := s.d.App.WithContext(ctx).Model(&Export{}).
+		Where("id = ? AND (state IN ('pending', 'failed') OR (state = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < ?)))", id, now.Add(-staleAfter)).
+		Updates(map[string]any{"state": ExportRunning, "attempts": gorm.Expr("attempts + 1"), "started_at": now, "heartbeat_at": now,
+			"tables_done": 0, "rows_done": 0, "bytes": 0, "error": ""})
+	if claim.Error != nil {
+		return claim.Error
+	}
+	if claim.RowsAffected == 0 {
+		return nil
 	}
 	m, name, sum, size, err := s.writeArchive(ctx, t, id)
 	if err != nil {

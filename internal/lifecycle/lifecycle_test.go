@@ -665,6 +665,14 @@ func TestExportResumesAfterCrash(t *testing.T) {
 	ctx := context.Background()
 	tn := b.tenant(t, "")
 	e, _ := b.svc.RequestExport(ctx, "ops", tn.ID)
+	// Another worker is on it (fresh heartbeat): it is left alone.
+	b.d.App.Exec("UPDATE tenantry.lifecycle_exports SET state = 'running', heartbeat_at = now() WHERE id = ?", e.ID)
+	if err := b.svc.RunExport(ctx, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	if e2, _ := b.svc.ExportByID(ctx, tn.ID, e.ID); e2.State != lifecycle.ExportRunning || e2.Attempts != 0 {
+		t.Fatalf("an export another worker runs was taken over: %+v", e2)
+	}
 	stale := time.Now().UTC().Add(-time.Hour)
 	b.d.App.Exec("UPDATE tenantry.lifecycle_exports SET state = 'running', heartbeat_at = ?, tables_done = 3 WHERE id = ?", stale, e.ID)
 	os.WriteFile(filepath.Join(b.svc.ExportDir(), "half.zip.123.tmp"), []byte("partial"), 0o600)
