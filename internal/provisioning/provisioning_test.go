@@ -444,15 +444,23 @@ func TestStartRefusesBadRequests(t *testing.T) {
 		{"unknown template", provisioning.Request{Name: "Tpl", Slug: uniqueSlug("tpl"), TemplateID: ptr(int64(987654))}, "template"},
 		{"no plan", provisioning.Request{Name: "Plan", Slug: uniqueSlug("plan")}, "plan"},
 	}
-	before := b.count("SELECT count(*) FROM tenantry.provisioning_runs")
+	before := b.count("SELECT count(*) FROM tenantry.provisioning_runs WHERE tenant_slug = $1", taken)
 	for _, c := range cases {
 		_, err := b.svc.Start(context.Background(), c.req)
 		if fields := validation.Fields(err); fields[c.field] == "" {
 			t.Errorf("%s: error %v, want one at %s", c.name, err, c.field)
 		}
+		if c.req.Slug != taken {
+			if n := b.count("SELECT count(*) FROM tenantry.provisioning_runs WHERE tenant_slug = $1", c.req.Slug); n != 0 {
+				t.Errorf("%s: stored %d runs", c.name, n)
+			}
+			if n := b.count("SELECT count(*) FROM tenantry.tenants WHERE slug = $1", c.req.Slug); n != 0 {
+				t.Errorf("%s: stored the tenant", c.name)
+			}
+		}
 	}
-	if after := b.count("SELECT count(*) FROM tenantry.provisioning_runs"); after != before {
-		t.Errorf("refused requests stored %d runs", after-before)
+	if after := b.count("SELECT count(*) FROM tenantry.provisioning_runs WHERE tenant_slug = $1", taken); after != before {
+		t.Errorf("the refused duplicate stored %d runs", after-before)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"strconv"
 	"time"
@@ -113,7 +114,25 @@ func clip(s string) string {
 }
 
 // work advances run id until it ends, fails or must wait; while cancelling it compensates.
+// One job at a time works a run: extra jobs (from Resume, or River retrying a job whose process
+// went away) leave it to the one holding the run's advisory lock, which is released when that
+// job ends or its database session dies with its process.
 func (s *Service) work(ctx context.Context, id int64) error {
+	conn, err := s.db.AppPool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	var mine bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", runLockKey(id)).Scan(&mine); err != nil {
+		return err
+	}
+	if !mine {
+		return nil // another job is working this run right now
+	}
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", runLockKey(id))
+	}()
 	for {
 		again, err := s.advance(ctx, id)
 		if err != nil || !again {
@@ -215,7 +234,11 @@ func (s *Service) advance(ctx context.Context, id int64) (bool, error) {
 	case stepErr == nil:
 		return true, nil
 	case errors.Is(stepErr, errStopped):
-		return true, nil // cancelled meanwhile: the next round compensates
+		// Cancelled between marking the step running and starting it: it did nothing, so it is
+		// pending again (and compensation leaves it alone). The next round compensates.
+		err := gdb.Model(&Step{}).Where("run_id = ? AND position = ? AND state = ?", id, step.Position, StepRunning).
+			Updates(map[string]any{"state": StepPending, "attempts": gorm.Expr("attempts - 1")}).Error
+		return err == nil, err
 	case ctx.Err() != nil:
 		// The process is stopping: leave the step running; River retries the job.
 		return false, ctx.Err()
@@ -319,6 +342,13 @@ func (s *Service) compensate(ctx context.Context, id int64) error {
 		return audit.Record(tx, audit.Event{TenantID: &tenantID, Actor: "system:provisioning", Action: "provisioning.cancelled", Target: r.TenantSlug,
 			Detail: audit.Detail(map[string]any{"run_id": id, "compensated": undone})})
 	})
+}
+
+// runLockKey is the advisory lock a job holds while it works run id.
+func runLockKey(id int64) int64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "tenantry.provisioning.run.%d", id)
+	return int64(h.Sum64())
 }
 
 // runActor is how the workflow signs what it does for run r.
