@@ -154,6 +154,7 @@ type Leaser struct {
 // LeaseStats counts what a Leaser did (for tests, benchmarks and metrics).
 type LeaseStats struct {
 	Acquired, Returned, Flushes, Records, Direct, Retried atomic.Int64
+	FlushTime                                             atomic.Int64 // nanoseconds spent in flush statements
 }
 
 type leaseKey struct {
@@ -648,6 +649,7 @@ func (lr *Leaser) flush(batch []*leaseRecord) {
 	}
 	locked := map[int64]bool{}
 	inserted := make([]bool, len(batch))
+	t0 := time.Now()
 	rows, err := lr.pool.Query(lr.ctx, leaseFlushSQL, leaseIDs, tenants, keys, dims, amounts, useds, softs, hards, pos)
 	if err == nil {
 		for rows.Next() {
@@ -667,6 +669,7 @@ func (lr *Leaser) flush(batch []*leaseRecord) {
 			err = rows.Err()
 		}
 	}
+	lr.stats.FlushTime.Add(int64(time.Since(t0)))
 	lr.stats.Flushes.Add(1)
 	lr.stats.Records.Add(int64(len(batch)))
 	for i, rec := range batch {

@@ -91,6 +91,7 @@ func BenchmarkLeaserConsume(b *testing.B) {
 				st := lr.Stats()
 				if f := st.Flushes.Load(); f > 0 {
 					b.ReportMetric(float64(st.Records.Load())/float64(f), "records/flush")
+					b.ReportMetric(float64(st.FlushTime.Load())/float64(f)/1e6, "flush-ms")
 				}
 			}
 			for i, id := range ids {
