@@ -18,6 +18,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/tenantry/tenantry/internal/audit"
+	"github.com/tenantry/tenantry/internal/db"
 	"github.com/tenantry/tenantry/internal/keys"
 	"github.com/tenantry/tenantry/internal/tenant"
 )
@@ -261,21 +262,140 @@ func (m *MFA) Verify(ctx context.Context, tenantID int64, u User, code, remoteAd
 	return nil
 }
 
-// Reset removes the user's second factor (an admin's action, audited); the user enrols again
-// at the next sign-in if the tenant requires it.
-func (m *MFA) Reset(ctx context.Context, tenantID int64, actor string, userID int64) error {
-	return m.s.db.InTenant(ctx, tenantID, func(tx *gorm.DB) error {
-		var u User
-		if err := tx.First(&u, userID).Error; errors.Is(err, gorm.ErrRecordNotFound) {
+// ErrMFARequired refuses turning a second factor off while the tenant's policy requires one.
+var ErrMFARequired = errors.New("tenantauth: the tenant requires a second factor")
+
+// Reset removes user userID's second factor, a tenant admin's action: it ends every session of
+// the user (their session epoch moves on) and records user.mfa_reset in the tenant's audit
+// chain. The user enrols again at the next sign-in if the tenant requires it (or may, from their
+// account page, if not). It refuses resetting one's own factor (ErrSelf: that is done from one's
+// account page, with a current code), an unknown user (ErrNotFound) and a user without a second
+// factor (ErrNotEnrolled). actorID is the signed-in admin (0 for an acting platform admin).
+func (m *MFA) Reset(ctx context.Context, tenantID, actorID int64, actor string, userID int64) (User, error) {
+	if actorID != 0 && actorID == userID {
+		return User{}, ErrSelf
+	}
+	return m.reset(ctx, tenantID, actor, userID, nil)
+}
+
+// ResetByPlatform is Reset by platform admin platformEmail from the admin portal: the event goes
+// to the tenant's chain (as "platform:<email>") and, in the same transaction, to the platform's
+// (tenant.user_mfa_reset).
+func (m *MFA) ResetByPlatform(ctx context.Context, t tenant.Tenant, platformEmail string, userID int64) (User, error) {
+	return m.reset(ctx, t.ID, ActingActor(platformEmail), userID, func(tx *gorm.DB, u User) error {
+		return db.AsPlatform(tx, func(ptx *gorm.DB) error {
+			return audit.Record(ptx, audit.Event{TenantID: &t.ID, Actor: platformEmail, Action: "tenant.user_mfa_reset", Target: t.Slug,
+				Detail: audit.Detail(map[string]any{"user": u.Email, "sessions_revoked": true})})
+		})
+	})
+}
+
+func (m *MFA) reset(ctx context.Context, tenantID int64, actor string, userID int64, also func(*gorm.DB, User) error) (User, error) {
+	var u User
+	err := m.s.db.InTenant(ctx, tenantID, func(tx *gorm.DB) error {
+		var row struct {
+			User
+			MfaSecret []byte
+		}
+		if err := tx.Model(&User{}).Clauses(lockingUpdate).Where("id = ?", userID).Take(&row).Error; errors.Is(err, gorm.ErrRecordNotFound) {
 			return ErrNotFound
 		} else if err != nil {
 			return err
 		}
-		if err := tx.Model(&User{}).Where("id = ?", userID).Update("mfa_secret", nil).Error; err != nil {
+		u = row.User
+		if row.MfaSecret == nil {
+			return ErrNotEnrolled
+		}
+		upd := map[string]any{"mfa_secret": nil, "session_epoch": gorm.Expr("session_epoch + 1"), "updated_at": m.now().UTC()}
+		if err := tx.Model(&User{}).Where("id = ?", userID).Updates(upd).Error; err != nil {
 			return err
 		}
-		return audit.RecordTenant(tx, audit.TenantEvent{Actor: actor, Action: "user.mfa_reset", Target: u.Email})
+		u.SessionEpoch++
+		if err := audit.RecordTenant(tx, audit.TenantEvent{Actor: actor, Action: "user.mfa_reset", Target: u.Email,
+			Detail: audit.Detail(map[string]any{"sessions_revoked": true})}); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(tx, u)
+		}
+		return nil
 	})
+	return u, err
+}
+
+// Disable turns off user u's own second factor, from their account page, with a current code
+// from their app. It refuses while tenant t's policy requires a second factor
+// (ErrMFARequired), for a user without one (ErrNotEnrolled), and a wrong or used code
+// (ErrBadCode, ErrCodeReused: counted as failed sign-in attempts, like at sign-in).
+func (m *MFA) Disable(ctx context.Context, t tenant.Tenant, u User, code, remoteAddr string) error {
+	if m.keys == nil {
+		return ErrNoKeys
+	}
+	required, err := m.Required(ctx, t)
+	if err != nil {
+		return err
+	}
+	if required {
+		return ErrMFARequired
+	}
+	if err := m.checkThrottle(ctx, t.ID, u, remoteAddr); err != nil {
+		return err
+	}
+	var verr error
+	err = m.s.db.InTenant(ctx, t.ID, func(tx *gorm.DB) error {
+		var row struct{ MfaSecret []byte }
+		if err := tx.Model(&User{}).Select("mfa_secret").Where("id = ?", u.ID).Clauses(lockingUpdate).Take(&row).Error; err != nil {
+			return err
+		}
+		if row.MfaSecret == nil {
+			return ErrNotEnrolled
+		}
+		plain, err := m.keys.Decrypt(ctx, t.ID, row.MfaSecret, mfaAssociatedData(t.ID, u.ID))
+		if err != nil {
+			return err
+		}
+		var st storedSecret
+		if err := json.Unmarshal(plain, &st); err != nil || st.Secret == "" {
+			return errMalformedMFA
+		}
+		step, ok := matchStep(st.Secret, code, m.now())
+		switch {
+		case !ok:
+			verr = ErrBadCode
+			return nil
+		case step <= st.LastStep:
+			verr = ErrCodeReused
+			return nil
+		}
+		if err := tx.Model(&User{}).Where("id = ?", u.ID).Updates(map[string]any{"mfa_secret": nil, "updated_at": m.now().UTC()}).Error; err != nil {
+			return err
+		}
+		return audit.RecordTenant(tx, audit.TenantEvent{Actor: u.Email, Action: "user.mfa_disabled", Target: u.Email,
+			Detail: audit.Detail(map[string]any{"remote_addr": remoteAddr})})
+	})
+	if err != nil {
+		return err
+	}
+	if verr != nil {
+		return m.fail(ctx, t.ID, u, remoteAddr, "disable", verr)
+	}
+	return nil
+}
+
+// EnrolledAmong returns which of ids (users of tenant tenantID) have a second factor.
+func (m *MFA) EnrolledAmong(ctx context.Context, tenantID int64, ids []int64) (map[int64]bool, error) {
+	out := make(map[int64]bool, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var on []int64
+	err := m.s.db.InTenant(ctx, tenantID, func(tx *gorm.DB) error {
+		return tx.Model(&User{}).Where("id IN ? AND mfa_secret IS NOT NULL", ids).Pluck("id", &on).Error
+	})
+	for _, id := range on {
+		out[id] = true
+	}
+	return out, err
 }
 
 func (m *MFA) checkThrottle(ctx context.Context, tenantID int64, u User, remoteAddr string) error {

@@ -297,7 +297,7 @@ func TestMFAResetAndReencrypt(t *testing.T) {
 	if err := m.mfa.Verify(ctx, m.tenant.ID, m.user, m.code(t, secret), "192.0.2.1"); err != nil {
 		t.Fatalf("verify after rotation: %v", err)
 	}
-	if err := m.mfa.Reset(ctx, m.tenant.ID, "admin@example.com", m.user.ID); err != nil {
+	if _, err := m.mfa.Reset(ctx, m.tenant.ID, 0, "admin@example.com", m.user.ID); err != nil {
 		t.Fatal(err)
 	}
 	if ok, _ := m.mfa.Enrolled(ctx, m.tenant.ID, m.user.ID); ok {

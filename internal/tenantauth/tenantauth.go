@@ -242,7 +242,9 @@ var dummyHash = sync.OnceValue(func() string {
 // that is not open (*ClosedError), an address outside the tenant's IP allowlist
 // (*AddressRefusedError, before any password is looked at), too many recent failures
 // (*ThrottledError), and wrong credentials (ErrBadCredentials). Every checked attempt is recorded;
-// a successful one also in the tenant's audit trail.
+// a successful one also in the tenant's audit trail: as user.signed_in when no second factor
+// applies (the session starts now), otherwise as user.password_accepted (user.signed_in follows
+// from SessionStarted once the code is given).
 func (s *Service) SignIn(ctx context.Context, tenantID int64, email, password, remoteAddr string) (User, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	t, err := s.Tenant(ctx, tenantID)
@@ -285,23 +287,45 @@ func (s *Service) SignIn(ctx context.Context, tenantID int64, email, password, r
 	}
 	ok = ok && found && u.PasswordHash != "" && u.Active()
 
+	// A user with a second factor, or in a tenant that requires one, is not signed in yet: the
+	// password is recorded as accepted, and user.signed_in only once the session starts
+	// (SessionStarted, after the code). The same rule decides in the portal (portal_mfa.go).
+	required := false
+	if ok {
+		v, err := s.Policy(ctx, t, MFAPolicyKey)
+		if err != nil {
+			return User{}, err
+		}
+		required = v == "true"
+	}
 	now := time.Now().UTC()
+	started := false
 	err = s.db.InTenant(ctx, tenantID, func(tx *gorm.DB) error {
+		started = false
 		if err := tx.Create(&signInAttempt{Email: email, RemoteAddr: remoteAddr, Succeeded: ok}).Error; err != nil {
 			return err
 		}
 		if !ok {
 			return nil
 		}
-		if err := tx.Model(&u).Update("last_sign_in_at", now).Error; err != nil {
-			return err
-		}
 		// Attempts only matter for the throttling window; a day's worth is plenty.
 		if err := tx.Where("created_at < ?", now.Add(-24*time.Hour)).Delete(&signInAttempt{}).Error; err != nil {
 			return err
 		}
-		return audit.RecordTenant(tx, audit.TenantEvent{Actor: u.Email, Action: "user.signed_in", Target: u.Email,
-			Detail: audit.Detail(map[string]any{"remote_addr": remoteAddr})})
+		var enrolled int64
+		if err := tx.Model(&User{}).Where("id = ? AND mfa_secret IS NOT NULL", u.ID).Count(&enrolled).Error; err != nil {
+			return err
+		}
+		if enrolled == 0 && !required {
+			started = true
+			return sessionStarted(tx, u, now, remoteAddr, "")
+		}
+		next := "code"
+		if enrolled == 0 {
+			next = "enrolment"
+		}
+		return audit.RecordTenant(tx, audit.TenantEvent{Actor: u.Email, Action: "user.password_accepted", Target: u.Email,
+			Detail: audit.Detail(map[string]any{"remote_addr": remoteAddr, "second_factor": next})})
 	})
 	if err != nil {
 		return User{}, err
@@ -309,8 +333,30 @@ func (s *Service) SignIn(ctx context.Context, tenantID int64, email, password, r
 	if !ok {
 		return User{}, ErrBadCredentials
 	}
-	u.LastSignInAt = &now
+	if started {
+		u.LastSignInAt = &now
+	}
 	return u, nil
+}
+
+// SessionStarted records that tenant tenantID's user u is signed in after a second factor
+// (secondFactor names it, e.g. "totp"): the portal session starts now. It sets the user's last
+// sign-in time and records user.signed_in in the tenant's audit chain.
+func (s *Service) SessionStarted(ctx context.Context, tenantID int64, u User, remoteAddr, secondFactor string) error {
+	return s.db.InTenant(ctx, tenantID, func(tx *gorm.DB) error {
+		return sessionStarted(tx, u, time.Now().UTC(), remoteAddr, secondFactor)
+	})
+}
+
+func sessionStarted(tx *gorm.DB, u User, now time.Time, remoteAddr, secondFactor string) error {
+	if err := tx.Model(&User{}).Where("id = ?", u.ID).Update("last_sign_in_at", now).Error; err != nil {
+		return err
+	}
+	detail := map[string]any{"remote_addr": remoteAddr}
+	if secondFactor != "" {
+		detail["second_factor"] = secondFactor
+	}
+	return audit.RecordTenant(tx, audit.TenantEvent{Actor: u.Email, Action: "user.signed_in", Target: u.Email, Detail: audit.Detail(detail)})
 }
 
 func throttled(tx *gorm.DB, email, remoteAddr string) error {
