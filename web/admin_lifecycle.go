@@ -13,8 +13,11 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/tenantry/tenantry/internal/lifecycle"
+	"github.com/tenantry/tenantry/internal/templates"
 	"github.com/tenantry/tenantry/internal/tenant"
 	"github.com/tenantry/tenantry/internal/validation"
+	"github.com/tenantry/tenantry/views/components"
+	"github.com/tenantry/tenantry/views/layouts"
 	"github.com/tenantry/tenantry/views/pages/admin"
 )
 
@@ -47,6 +50,8 @@ func (s *Server) lifecycleRoutes(web, admin *echo.Group) {
 	admin.POST(base+"/messages/:id", s.lifecycleMessageSave)
 	admin.GET(base+"/certificate.json", s.lifecycleCertificate)
 	admin.GET(base+"/certificate.pdf", s.lifecycleCertificate)
+	admin.GET("/lifecycle/policies", s.lifecyclePolicies)
+	admin.POST("/lifecycle/policies", s.lifecyclePolicySave)
 	web.GET("/verify", s.verifyPage)
 	web.POST("/verify", s.verifySubmit)
 	s.portalExportRoutes(web)
@@ -208,7 +213,7 @@ func timeline(t tenant.Tenant, p lifecycle.Plan, now time.Time) []admin.Timeline
 		{Label: "Exported: archive ready, quotas released", When: orText(fmtTimePtr(p.ExportedAt), "when the export is done"), Status: status(4),
 			Note: "The archive is kept " + strconv.Itoa(p.Policy.ExportKeepDays) + " days."},
 		{Label: "Purged: schema, role and keys destroyed, certificate issued", When: orText(fmtTimePtr(p.PurgedAt), purge), Status: status(5),
-			Note: "Retention " + strconv.Itoa(p.Policy.RetentionDays) + " days (" + p.Policy.Sources["retention_days"] + "); blocked while a legal hold is set."},
+			Note: "Retention " + strconv.Itoa(p.Policy.RetentionDays) + " days (" + orText(p.Policy.Sources["retention_days"], "global") + "); blocked while a legal hold is set."},
 	}
 	if status(1) != "cancelled" && cur >= 1 && cur < 5 && now.After(p.SuspendAt) && t.State == lifecycle.Degraded {
 		steps[2].Note = "Due: the next tick (every minute) suspends the tenant."
@@ -549,4 +554,125 @@ func (s *Server) lifecycleCertificate(c echo.Context) error {
 	}
 	c.Response().Header().Set("Content-Disposition", `attachment; filename="`+name+`.json"`)
 	return c.Blob(http.StatusOK, "application/json", doc)
+}
+
+func intText(v *int) string {
+	if v == nil {
+		return ""
+	}
+	return strconv.Itoa(*v)
+}
+
+// lifecyclePolicies shows the decommissioning policies.
+func (s *Server) lifecyclePolicies(c echo.Context) error {
+	return s.renderPolicies(c, http.StatusOK, nil)
+}
+
+func (s *Server) renderPolicies(c echo.Context, status int, failed *admin.LifecyclePolicyRow) error {
+	ctx := c.Request().Context()
+	me, _ := currentUser(c)
+	rows, err := s.lifecycle.Policies(ctx)
+	if err != nil {
+		return err
+	}
+	plans, err := s.tenants.Plans(ctx)
+	if err != nil {
+		return err
+	}
+	m := admin.LifecyclePolicies{CSRF: csrfToken(c), CanWrite: me.CanWrite(), New: admin.LifecyclePolicyRow{Scope: "plan", Key: "new"}}
+	planName := map[string]string{}
+	for _, p := range plans {
+		planName[p.Key] = p.Name
+		m.Plans = append(m.Plans, components.Option{Value: "plan:" + p.Key, Label: "Plan " + p.Name})
+	}
+	complianceName := map[string]string{}
+	for _, o := range templates.ComplianceProfiles {
+		complianceName[o.Value] = o.Label
+		m.Compliance = append(m.Compliance, components.Option{Value: "compliance:" + o.Value, Label: "Compliance profile " + o.Label})
+	}
+	for _, r := range rows {
+		v := admin.LifecyclePolicyRow{Scope: r.Scope, Key: r.Key, NoticeDays: intText(r.NoticeDays), ReadOnlyDays: intText(r.ReadOnlyDays),
+			RetentionDays: intText(r.RetentionDays), ExportKeepDays: intText(r.ExportKeepDays)}
+		if r.ContactEmail != nil {
+			v.Contact = *r.ContactEmail
+		}
+		switch r.Scope {
+		case "global":
+			v.Label = "Global policy"
+		case "plan":
+			v.Label = "Plan " + orText(planName[r.Key], r.Key)
+		default:
+			v.Label = "Compliance profile " + orText(complianceName[r.Key], r.Key)
+		}
+		if failed != nil && failed.Scope == r.Scope && failed.Key == r.Key {
+			failed.Label = v.Label
+			v = *failed
+		}
+		m.Rows = append(m.Rows, v)
+	}
+	m.New.Key = ""
+	if failed != nil && failed.Label == "" { // the add form failed
+		m.New = *failed
+		m.New.Key = failed.Scope + ":" + failed.Key
+		if failed.Key == "" {
+			m.New.Key = ""
+		}
+	}
+	return s.render(c, status, page{Title: "Decommissioning policies", Nav: "tenants",
+		Crumbs: []layouts.Crumb{{Label: "Decommissioning policies"}}, Content: admin.LifecyclePoliciesPage(m)})
+}
+
+// lifecyclePolicySave stores (or removes) one policy row, or re-renders it with its errors.
+func (s *Server) lifecyclePolicySave(c echo.Context) error {
+	me, _ := currentUser(c)
+	scope, key := c.FormValue("scope"), c.FormValue("key")
+	if s2, k2, ok := strings.Cut(key, ":"); ok { // the add form's select carries both
+		scope, key = s2, k2
+	}
+	form := admin.LifecyclePolicyRow{Scope: scope, Key: key, NoticeDays: strings.TrimSpace(c.FormValue("notice_days")),
+		ReadOnlyDays: strings.TrimSpace(c.FormValue("read_only_days")), RetentionDays: strings.TrimSpace(c.FormValue("retention_days")),
+		ExportKeepDays: strings.TrimSpace(c.FormValue("export_keep_days")), Contact: strings.TrimSpace(c.FormValue("contact_email"))}
+	if c.FormValue("delete") == "1" {
+		if err := s.lifecycle.DeletePolicy(c.Request().Context(), me.Email, scope, key); err != nil {
+			return err
+		}
+		s.flash(c, "success", "Override removed; those tenants now follow the broader policy.")
+		return redirect(c, "/admin/lifecycle/policies")
+	}
+	errs := validation.Errors{}
+	num := func(field, v string) *int {
+		if v == "" {
+			return nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs.Add(field, "Enter a whole number of days, or leave it empty to inherit.")
+			return nil
+		}
+		return &n
+	}
+	row := lifecycle.PolicyRow{Scope: scope, Key: key, NoticeDays: num("notice_days", form.NoticeDays), ReadOnlyDays: num("read_only_days", form.ReadOnlyDays),
+		RetentionDays: num("retention_days", form.RetentionDays), ExportKeepDays: num("export_keep_days", form.ExportKeepDays)}
+	if form.Contact != "" {
+		row.ContactEmail = &form.Contact
+	}
+	if scope != "global" && scope != "plan" && scope != "compliance" {
+		return echo.NewHTTPError(http.StatusBadRequest, "Unknown policy scope.")
+	}
+	err := errs.Err()
+	if err == nil {
+		err = s.lifecycle.SetPolicyBy(c.Request().Context(), me.Email, row)
+	}
+	if errors.Is(err, validation.ErrInvalid) {
+		form.Errors = validation.Fields(err)
+		for k, v := range errs {
+			form.Errors[k] = v
+		}
+		return s.renderPolicies(c, http.StatusUnprocessableEntity, &form)
+	}
+	if err != nil {
+		return err
+	}
+	s.flash(c, "success", "Policy saved. Tenants already being decommissioned keep the policy they started with.")
+	return redirect(c, "/admin/lifecycle/policies")
 }

@@ -403,3 +403,38 @@ func TestPortalExport(t *testing.T) {
 		t.Fatalf("member download: %d", res.StatusCode)
 	}
 }
+
+// TestLifecyclePolicies: the policies page edits the global policy (out-of-range and missing
+// values refused at the field) and adds a plan override that a tenant on the plan then gets.
+func TestLifecyclePolicies(t *testing.T) {
+	b := setupLifecycle(t)
+	admin := b.user(t, identity.RoleAdmin)
+	ac := b.client(t)
+	ac.signIn(admin.Email)
+	page := "/admin/lifecycle/policies"
+	doc := parse(t, ac.getBody(page))
+	if doc.Find(`[data-testid="p-global-"]`).Length() != 1 || doc.Find(`[data-testid="p-compliance-hipaa"]`).Length() != 1 {
+		t.Fatal("global policy or HIPAA override not listed")
+	}
+	res, body := ac.post(page, url.Values{"scope": {"global"}, "key": {""}, "notice_days": {"0"}, "read_only_days": {"7"}, "retention_days": {""},
+		"export_keep_days": {"30"}, "contact_email": {"not an address"}, "_csrf": {ac.token(page)}})
+	d := parse(t, body)
+	if res.StatusCode != http.StatusUnprocessableEntity || d.Find(`[data-testid="error-notice_days"]`).Length() != 1 ||
+		d.Find(`[data-testid="error-retention_days"]`).Length() != 1 || d.Find(`[data-testid="error-contact_email"]`).Length() != 1 {
+		t.Fatalf("bad global policy: %d", res.StatusCode)
+	}
+	res, _ = ac.post(page, url.Values{"scope": {"plan"}, "key": {"plan:starter"}, "retention_days": {"120"}, "_csrf": {ac.token(page)}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("add override: %d", res.StatusCode)
+	}
+	tn := b.apiTenant(t)
+	tn.PlanKey = "starter"
+	p, err := b.lc.PolicyFor(context.Background(), tn)
+	if err != nil || p.RetentionDays != 120 || p.Sources["retention_days"] != "plan starter" || p.NoticeDays != 30 {
+		t.Fatalf("starter policy %+v (%v)", p, err)
+	}
+	res, _ = ac.post(page, url.Values{"scope": {"plan"}, "key": {"starter"}, "delete": {"1"}, "_csrf": {ac.token(page)}})
+	if p, _ := b.lc.PolicyFor(context.Background(), tn); res.StatusCode != http.StatusSeeOther || p.RetentionDays != 30 {
+		t.Fatalf("remove override: %d, retention %d", res.StatusCode, p.RetentionDays)
+	}
+}

@@ -6,10 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/mail"
+	"strings"
 
 	"gorm.io/gorm"
 
+	"github.com/tenantry/tenantry/internal/audit"
 	"github.com/tenantry/tenantry/internal/tenant"
+	"github.com/tenantry/tenantry/internal/validation"
 )
 
 // Policy is the effective decommissioning policy of a tenant.
@@ -132,10 +136,80 @@ func complianceOf(tx *gorm.DB, tenantID int64) (string, error) {
 	return *c, nil
 }
 
-// SetPolicy stores one policy row (nil values inherit).
+// SetPolicy validates and stores one policy row (nil values inherit; the global row must set
+// every value), audited.
 func (s *Service) SetPolicy(ctx context.Context, r PolicyRow) error {
-	if r.Scope != "global" && r.Scope != "plan" && r.Scope != "compliance" {
+	return s.SetPolicyBy(ctx, "system", r)
+}
+
+// SetPolicyBy is SetPolicy with the actor recorded in the audit trail.
+func (s *Service) SetPolicyBy(ctx context.Context, actor string, r PolicyRow) error {
+	errs := validation.Errors{}
+	switch r.Scope {
+	case "global":
+		r.Key = ""
+	case "plan", "compliance":
+		if strings.TrimSpace(r.Key) == "" {
+			errs.Add("key", "Choose the plan or compliance profile this override is for.")
+		}
+	default:
 		return errors.New("lifecycle: unknown policy scope " + r.Scope)
 	}
-	return s.d.App.WithContext(ctx).Save(&r).Error
+	check := func(field string, v *int, min, max int, label string) {
+		if v == nil {
+			if r.Scope == "global" {
+				errs.Add(field, "The global policy must set the "+label+".")
+			}
+			return
+		}
+		if *v < min || *v > max {
+			errs.Add(field, fmt.Sprintf("Give the %s as a whole number of days from %d to %d.", label, min, max))
+		}
+	}
+	check("notice_days", r.NoticeDays, 1, 365, "notice period")
+	check("read_only_days", r.ReadOnlyDays, 0, 365, "read-only period")
+	check("retention_days", r.RetentionDays, 0, 3650, "retention period")
+	check("export_keep_days", r.ExportKeepDays, 1, 365, "time exports are kept")
+	if r.ContactEmail != nil {
+		c := strings.TrimSpace(*r.ContactEmail)
+		if c == "" {
+			r.ContactEmail = nil
+		} else if _, err := mail.ParseAddress(c); err != nil || strings.ContainsAny(c, "<> ") {
+			errs.Add("contact_email", "Enter an e-mail address such as support@example.com.")
+		} else {
+			r.ContactEmail = &c
+		}
+	}
+	if r.Scope == "global" && r.ContactEmail == nil && errs["contact_email"] == "" {
+		errs.Add("contact_email", "The global policy must name a contact address.")
+	}
+	if err := errs.Err(); err != nil {
+		return err
+	}
+	return s.d.App.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`INSERT INTO tenantry.lifecycle_policies (scope, key, notice_days, read_only_days, retention_days, export_keep_days, contact_email, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, now())
+			ON CONFLICT (scope, key) DO UPDATE SET notice_days = EXCLUDED.notice_days, read_only_days = EXCLUDED.read_only_days,
+			  retention_days = EXCLUDED.retention_days, export_keep_days = EXCLUDED.export_keep_days,
+			  contact_email = EXCLUDED.contact_email, updated_at = now()`,
+			r.Scope, r.Key, r.NoticeDays, r.ReadOnlyDays, r.RetentionDays, r.ExportKeepDays, r.ContactEmail).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, audit.Event{Actor: actor, Action: "lifecycle.policy_set", Target: strings.TrimSpace(r.Scope + " " + r.Key),
+			Detail: audit.Detail(map[string]any{"notice_days": r.NoticeDays, "read_only_days": r.ReadOnlyDays, "retention_days": r.RetentionDays,
+				"export_keep_days": r.ExportKeepDays, "contact_email": r.ContactEmail})})
+	})
+}
+
+// DeletePolicy removes a plan or compliance override (the global policy stays).
+func (s *Service) DeletePolicy(ctx context.Context, actor, scope, key string) error {
+	if scope == "global" {
+		return validation.Errors{"key": "The global policy cannot be removed."}
+	}
+	return s.d.App.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec("DELETE FROM tenantry.lifecycle_policies WHERE scope = ? AND key = ?", scope, key).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, audit.Event{Actor: actor, Action: "lifecycle.policy_removed", Target: scope + " " + key})
+	})
 }

@@ -153,3 +153,31 @@ type CertificateLinks struct {
 	JSONURL string
 	PDFURL  string
 }
+
+// LifecyclePolicies is the decommissioning policies page: the global policy and its overrides
+// per plan and per compliance profile.
+type LifecyclePolicies struct {
+	CSRF     string
+	CanWrite bool
+	Rows     []LifecyclePolicyRow
+	// New is the add-an-override form.
+	New        LifecyclePolicyRow
+	Plans      []components.Option
+	Compliance []components.Option
+}
+
+// LifecyclePolicyRow is one policy row as a form; empty values inherit.
+type LifecyclePolicyRow struct {
+	Scope          string
+	Key            string
+	Label          string
+	NoticeDays     string
+	ReadOnlyDays   string
+	RetentionDays  string
+	ExportKeepDays string
+	Contact        string
+	Errors         map[string]string
+}
+
+// ID is the row's HTML id prefix.
+func (r LifecyclePolicyRow) ID() string { return "p-" + r.Scope + "-" + r.Key }
