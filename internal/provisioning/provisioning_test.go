@@ -171,7 +171,8 @@ func TestRunCompletes(t *testing.T) {
 		t.Fatalf("run %s: %s", r.State, r.Error)
 	}
 	for i, st := range r.Steps {
-		if st.Name != provisioning.Steps[i] || st.State != provisioning.StepDone || st.Attempts != 1 || st.DurationMS == nil || st.FinishedAt == nil {
+		// Attempts may exceed 1 only by a real transient failure (see TestEveryStepRetries).
+		if st.Name != provisioning.Steps[i] || st.State != provisioning.StepDone || st.Attempts < 1 || st.Error != "" || st.DurationMS == nil || st.FinishedAt == nil {
 			t.Errorf("step %d = %+v", i+1, st)
 		}
 	}
@@ -254,12 +255,14 @@ func TestResumeAfterCrash(t *testing.T) {
 			if r.State != provisioning.StateDone {
 				t.Fatalf("resumed run %s: %s", r.State, r.Error)
 			}
+			// Attempts are at least these: tenant roles are cluster-wide, so tests on other
+			// databases may make a GRANT fail with "tuple concurrently updated", which retries.
 			for _, st := range r.Steps {
 				want := 1
 				if st.Name == crashAt {
 					want = 2
 				}
-				if st.State != provisioning.StepDone || st.Attempts != want {
+				if st.State != provisioning.StepDone || st.Attempts < want {
 					t.Errorf("step %s: %s after %d attempts, want done after %d", st.Name, st.State, st.Attempts, want)
 				}
 			}
@@ -279,7 +282,8 @@ func TestResumeAfterCrash(t *testing.T) {
 // three attempts, every other step after one.
 func TestEveryStepRetries(t *testing.T) {
 	t.Parallel()
-	b := setup(t, provisioning.WithRetry(3, time.Millisecond))
+	// Five attempts: two injected failures, and room for a real transient one (see below).
+	b := setup(t, provisioning.WithRetry(5, time.Millisecond))
 	b.workers()
 	for _, failing := range provisioning.Steps {
 		b.setFaults(func(_ context.Context, step string, attempt int) error {
@@ -293,12 +297,14 @@ func TestEveryStepRetries(t *testing.T) {
 		if r.State != provisioning.StateDone {
 			t.Fatalf("%s: run %s: %s", failing, r.State, r.Error)
 		}
+		// At least: tenant roles are cluster-wide, so tests on other databases may make a GRANT
+		// fail once with "tuple concurrently updated", which is retried like any failure.
 		for _, st := range r.Steps {
 			want := 1
 			if st.Name == failing {
 				want = 3
 			}
-			if st.Attempts != want || st.State != provisioning.StepDone || st.Error != "" {
+			if st.Attempts < want || st.State != provisioning.StepDone || st.Error != "" {
 				t.Errorf("%s failing: step %s = %s after %d attempts (error %q), want done after %d", failing, st.Name, st.State, st.Attempts, st.Error, want)
 			}
 		}
