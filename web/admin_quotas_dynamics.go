@@ -40,6 +40,7 @@ func (s *Server) quotaDynamicsRoutes(g *echo.Group) {
 	g.GET("/quotas/rules/:id/preview", s.quotaRulePreview)
 	g.POST("/quotas/rules/:id/apply", s.quotaRuleApply)
 	g.POST("/quotas/rules/:id/delete", s.quotaRuleDelete)
+	g.POST("/quotas/rules/:id/toggle", s.quotaRuleToggle)
 	g.GET("/tenants/:slug/quotas-chart", s.quotaTenantChart)
 	g.POST("/tenants/:slug/quotas/grants", s.quotaGrantAdd)
 	g.POST("/tenants/:slug/quotas/grants/:id/revoke", s.quotaGrantRevoke)
@@ -664,5 +665,24 @@ func (s *Server) quotaRuleDelete(c echo.Context) error {
 		return err
 	}
 	s.flash(c, "success", "Rule "+r.Name+" deleted.")
+	return redirect(c, "/admin/quotas/rules")
+}
+
+// quotaRuleToggle enables or disables a rule (audited as a change).
+func (s *Server) quotaRuleToggle(c echo.Context) error {
+	r, err := s.quotaRuleParam(c)
+	if err != nil {
+		return err
+	}
+	r.Enabled = !r.Enabled
+	u, _ := currentUser(c)
+	if _, err := s.quotas.SaveRule(c.Request().Context(), u.Email, r); err != nil {
+		return err
+	}
+	state := "disabled"
+	if r.Enabled {
+		state = "enabled: applied every hour"
+	}
+	s.flash(c, "success", "Rule "+r.Name+" "+state+".")
 	return redirect(c, "/admin/quotas/rules")
 }

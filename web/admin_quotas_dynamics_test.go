@@ -265,8 +265,14 @@ func TestQuotaRulesPages(t *testing.T) {
 		t.Fatalf("rules: %+v", rs)
 	}
 	_, body = c.get("/admin/quotas/rules")
-	if parse(t, body).Find(`[data-testid="rule-row"]`).Length() != 1 {
+	if parse(t, body).Find(`[data-testid="rule-row"]`).Length() != 1 || strings.TrimSpace(parse(t, body).Find(`[data-testid="rule-toggle"]`).Text()) != "Enable Busy APIs" {
 		t.Fatal("rule not listed")
+	}
+	if res, _ := c.post(fmt.Sprintf("/admin/quotas/rules/%d/toggle", rs[0].ID), url.Values{"_csrf": {token}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("toggle: %d", res.StatusCode)
+	}
+	if r, _ := quotas.Rule(ctx, rs[0].ID); !r.Enabled {
+		t.Fatal("not enabled")
 	}
 	preview := fmt.Sprintf("/admin/quotas/rules/%d/preview", rs[0].ID)
 	_, body = c.get(preview)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"gorm.io/gorm"
@@ -321,17 +322,32 @@ func (s *Service) EvaluateAlerts(ctx context.Context) ([]Alert, error) {
 	}
 	var rows []usage
 	// Rows in use, and rows with a crossing not yet resolved (which may have gone back to 0).
-	err = s.db.App.WithContext(ctx).Raw(`
+	// Set-based (hash joins, no per-row subqueries): one pass over the limits in use.
+	pgRows, err := s.db.AppPool.Query(ctx, `
+		WITH g AS (
+			SELECT tenant_id, dimension, sum(amount)::bigint AS grants FROM tenantry.quota_grants
+			 WHERE revoked_at IS NULL AND starts_at <= $1 AND ends_at > $1 GROUP BY 1, 2
+		), open AS (
+			SELECT DISTINCT tenant_id, dimension FROM tenantry.quota_alerts
+			 WHERE kind = 'crossed' AND created_at > $1::timestamptz - interval '32 days'
+		)
 		SELECT l.tenant_id, t.slug, t.name AS tenant_name, l.dimension, d.name, d.unit, d.reset_period, l.used, l.hard_limit,
 		       CASE WHEN isfinite(l.period_start) THEN l.period_start ELSE 'epoch' END AS period_start,
-		       NOT isfinite(l.period_start) AS infinite,
-		       COALESCE((SELECT sum(g.amount) FROM tenantry.quota_grants g WHERE g.tenant_id = l.tenant_id AND g.dimension = l.dimension
-		                  AND g.revoked_at IS NULL AND g.starts_at <= ? AND g.ends_at > ?), 0)::bigint AS grants
+		       NOT isfinite(l.period_start) AS infinite, COALESCE(g.grants, 0) AS grants
 		  FROM tenantry.quota_limits l
 		  JOIN tenantry.tenants t ON t.id = l.tenant_id
 		  JOIN tenantry.quota_dimensions d ON d.key = l.dimension
-		 WHERE l.used > 0 OR EXISTS (SELECT 1 FROM tenantry.quota_alerts a WHERE a.tenant_id = l.tenant_id AND a.dimension = l.dimension
-		                               AND a.kind = 'crossed' AND a.created_at > ?::timestamptz - interval '32 days')`, now, now, now).Scan(&rows).Error
+		  LEFT JOIN g ON g.tenant_id = l.tenant_id AND g.dimension = l.dimension
+		  LEFT JOIN open o ON o.tenant_id = l.tenant_id AND o.dimension = l.dimension
+		 WHERE l.used > 0 OR o.tenant_id IS NOT NULL`, now)
+	if err == nil {
+		rows, err = pgx.CollectRows(pgRows, func(r pgx.CollectableRow) (usage, error) {
+			var u usage
+			err := r.Scan(&u.TenantID, &u.Slug, &u.TenantName, &u.Dimension, &u.Name, &u.Unit, &u.ResetPeriod, &u.Used, &u.HardLimit, &u.PeriodStart, &u.Infinite, &u.Grants)
+			return u, err
+		})
+	}
+
 	if err != nil {
 		return nil, fmt.Errorf("quota: evaluate alerts: %w", err)
 	}
@@ -342,20 +358,21 @@ func (s *Service) EvaluateAlerts(ctx context.Context) ([]Alert, error) {
 		threshold int
 		kind      string
 	}
-	var existing []struct {
-		TenantID    int64
-		Dimension   string
-		PeriodStart time.Time
-		Threshold   int
-		Kind        string
-	}
-	if err := s.db.App.WithContext(ctx).Raw(`SELECT tenant_id, dimension, period_start, threshold, kind FROM tenantry.quota_alerts
-		WHERE kind IN ('crossed', 'resolved') AND period_start > ?::timestamptz - interval '32 days'`, now).Scan(&existing).Error; err != nil {
+	exRows, err := s.db.AppPool.Query(ctx, `SELECT tenant_id, dimension, period_start, threshold, kind FROM tenantry.quota_alerts
+		WHERE kind IN ('crossed', 'resolved') AND period_start > $1::timestamptz - interval '32 days'`, now)
+	if err != nil {
 		return nil, fmt.Errorf("quota: evaluate alerts: %w", err)
 	}
-	seen := make(map[akey]bool, len(existing))
-	for _, e := range existing {
-		seen[akey{e.TenantID, e.Dimension, e.PeriodStart.Unix(), e.Threshold, e.Kind}] = true
+	seen := map[akey]bool{}
+	var e akey
+	var ps time.Time
+	_, err = pgx.ForEachRow(exRows, []any{&e.tenant, &e.dim, &ps, &e.threshold, &e.kind}, func() error {
+		e.period = ps.Unix()
+		seen[e] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("quota: evaluate alerts: %w", err)
 	}
 	var fresh []Alert
 	for _, r := range rows {
