@@ -76,8 +76,8 @@ var Catalogue = []Key{
 // GroupNotes says, for the groups whose values Tenantry itself does not act on yet, what
 // happens to them today, so no operator mistakes a recorded value for an enforced one.
 var GroupNotes = map[string]string{
-	"Branding":                "Kept and served through the API; the tenant portal does not use them yet.",
-	"Security policies":       "The minimum password length applies to new tenant users and the idle timeout to tenant portal sessions. MFA, audit retention and data residency are kept and served through the API, but Tenantry does not enforce them yet.",
+	"Branding":                "Used by the tenant portal, and by the signup page and e-mails of a reseller's brand; where not set here, the parent's or the reseller brand's look applies.",
+	"Security policies":       "MFA required makes tenant users enrol TOTP at their next sign-in; the minimum password length applies to new passwords of tenant users; the idle timeout ends tenant portal sessions. Audit retention and data residency are kept and served through the API, but Tenantry does not enforce them yet.",
 	"Integration credentials": "Encrypted with the tenant's key and never shown again; Tenantry keeps them for the tenant's integrations and does not use them itself yet.",
 	"Notifications":           "Kept and served through the API; Tenantry sends no alerts yet.",
 	"Backup":                  "Kept and served through the API; Tenantry runs no backups yet.",
