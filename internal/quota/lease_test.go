@@ -292,6 +292,18 @@ func TestLeaseCrashReconciled(t *testing.T) {
 	if _, err := svc.ReconcileLeases(ctx, quota.DefaultLeaseGrace); err != nil || b.used(t, tn.ID, "compute_vcpu_hours") != granted {
 		t.Fatalf("second reconcile: %v", err)
 	}
+	// Pruning forgets returned leases from before the cut-off and never an open one.
+	if _, err := b.db.OwnerPool.Exec(ctx, `UPDATE tenantry.quota_leases SET returned_at = now() - interval '2 days'
+		WHERE tenant_id = $1 AND returned_at IS NOT NULL`, tn.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.PruneLeases(ctx, time.Now().Add(-quota.LeaseRetention)); err != nil {
+		t.Fatal(err)
+	}
+	var left int64
+	if err := b.db.OwnerPool.QueryRow(ctx, "SELECT count(*) FROM tenantry.quota_leases WHERE tenant_id = $1", tn.ID).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d leases left after pruning (%v)", left, err)
+	}
 }
 
 // TestLeaseReturnedUnderANodeIsNeverGranted: when a live node's lease is taken back (the
