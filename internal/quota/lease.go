@@ -561,7 +561,9 @@ func (lr *Leaser) acquire(ctx context.Context, d Dimension, tenantID, amount int
 // leaseFlushSQL commits a batch of records in one statement: it locks the batch's leases that are
 // still open and in their period (in id order, so concurrent flushes cannot deadlock), records the
 // consumes of those leases under their idempotency keys (keys seen before are left alone),
-// appends their usage events and adds what was recorded to each lease's consumed. It answers with
+// appends their usage events and adds what was recorded to each lease's consumed. Keys are
+// inserted in (tenant, key) order, so two flushes that both carry the same keys (a client
+// retrying several at once) wait for each other instead of deadlocking. It answers with
 // the leases it locked ('l', id) and the records it inserted ('i', position in the batch).
 const leaseFlushSQL = `
 WITH r AS (
@@ -577,7 +579,7 @@ WITH r AS (
            (tenant_id, idempotency_key, dimension, amount, allowed, used_after, soft_limit, hard_limit, period_start)
     SELECT r.tenant_id, r.idempotency_key, r.dimension, r.amount, true, r.used_after, r.soft_limit, r.hard_limit, locked.period_start
       FROM r JOIN locked ON locked.id = r.lease_id
-     ORDER BY r.pos
+     ORDER BY r.tenant_id, r.idempotency_key
     ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
     RETURNING tenant_id, idempotency_key
 ), done AS (
