@@ -4,12 +4,15 @@ import (
 	"context"
 	"log/slog"
 	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/playwright-community/playwright-go"
 
 	"github.com/tenantry/tenantry/internal/demo"
+	"github.com/tenantry/tenantry/internal/signup"
 	"github.com/tenantry/tenantry/internal/tenant"
 )
 
@@ -94,4 +97,69 @@ func TestSignupOnBrandedPage(t *testing.T) {
 	if status := b.goTo(link); status != 409 {
 		t.Errorf("second use of the link: %d", status)
 	}
+}
+
+// TestBrandsAndApprovalsPages: a platform admin on a phone edits Initech's brand (a refused colour
+// is explained at the field, then a good one saved) and sees the change on its signup page; a
+// signup held for approval appears in the Approvals queue and is rejected with a reason.
+func TestBrandsAndApprovalsPages(t *testing.T) {
+	b := setup(t, config{Width: phoneWidth, Height: phoneHeight})
+	b.allowConsoleError(422)
+	// Put the brand back for the other journeys, whatever happens.
+	orig, err := signup.NewService(b.db, slog.New(slog.DiscardHandler), nil, "").BrandBySlug(context.Background(), demo.ResellerBrand)
+	b.ok(err, "read the brand")
+	t.Cleanup(func() {
+		in := signup.BrandInput{Slug: orig.Slug, DisplayName: orig.DisplayName, LogoURL: orig.LogoURL, PrimaryColour: orig.PrimaryColour, AccentColour: orig.AccentColour,
+			Headline: orig.Headline, Blurb: orig.Blurb, TemplateIDs: orig.TemplateIDs, PlanKey: orig.PlanKey, Approval: orig.Approval}
+		if _, err := signup.NewService(b.db, slog.New(slog.DiscardHandler), nil, "").UpdateBrand(context.Background(), "e2e", orig.ID, in); err != nil {
+			t.Error(err)
+		}
+	})
+	b.signIn(adminEmail, adminPassword, "/admin")
+	b.goTo("/admin/brands")
+	row := b.page.Locator(`[data-testid="brand-row"][data-slug="` + demo.ResellerBrand + `"]`)
+	b.ok(b.expect.Locator(row).ToBeVisible(), "Initech's brand listed")
+	b.wantFitsWidth("brands list")
+	b.screenshot("brands-390")
+	b.ok(row.GetByRole("link", playwright.LocatorGetByRoleOptions{Name: "Initech Partner Cloud"}).Click(), "open the brand")
+	b.ok(b.page.Locator("#f-accent_colour").Fill("teal"), "a colour that is not #rrggbb")
+	b.ok(b.testID("brand-save").Click(), "save")
+	b.ok(b.expect.Locator(b.testID("error-accent_colour")).ToContainText("#rrggbb"), "refused at the field")
+	b.ok(b.page.Locator("#f-accent_colour").Fill("#0f766e"), "a good colour")
+	_, err = b.page.Locator("#f-approval").SelectOption(playwright.SelectOptionValues{Values: &[]string{"held"}})
+	b.ok(err, "hold signups")
+	b.ok(b.page.Locator("#f-headline").Fill("Dental practices, online"), "new headline")
+	b.ok(b.testID("brand-save").Click(), "save")
+	b.ok(b.expect.Locator(b.testID("flashes")).ToContainText("saved"), "saved")
+	b.wantFitsWidth("brand form")
+	b.screenshot("brand-form-390")
+
+	// A held signup, made and confirmed outside the browser, waits in Approvals.
+	slug := "held-clinic-" + time.Now().Format("150405")
+	email := "owner@" + slug + ".example"
+	svc := signup.NewService(b.db, slog.New(slog.DiscardHandler), nil, "")
+	br, err := svc.BrandBySlug(context.Background(), demo.ResellerBrand)
+	b.ok(err, "brand")
+	if br.Headline != "Dental practices, online" || !br.Held() {
+		t.Fatalf("brand not saved: %+v", br)
+	}
+	if _, err := svc.Submit(context.Background(), br, signup.Input{OrgName: "Held Clinic", Slug: slug, Email: email, Password: "a-long-enough-password", RemoteAddr: "192.0.2.77",
+		TemplateID: strconv.FormatInt(br.TemplateIDs[0], 10)}); err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	b.ok(b.db.App.Raw("SELECT text_body FROM tenantry.mail_outbox WHERE kind = 'signup.verify' AND to_addr = ?", email).Scan(&text).Error, "read the link")
+	tok := strings.TrimPrefix(signupLinkRE.FindString(text), "/signup/verify/")
+	if _, err := svc.Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	b.goTo("/admin/approvals")
+	item := b.page.Locator(`[data-testid="approval-row"][data-slug="` + slug + `"]`)
+	b.ok(b.expect.Locator(item).ToContainText("Held Clinic"), "the held signup is in the queue")
+	b.wantFitsWidth("approvals")
+	b.screenshot("approvals-390")
+	b.ok(item.Locator(`input[name="reason"]`).Fill("We only onboard existing Initech customers."), "reason")
+	b.ok(item.GetByTestId("approval-reject").Click(), "reject")
+	b.ok(b.expect.Locator(b.testID("flashes")).ToContainText("Rejected Held Clinic"), "rejected")
+	b.ok(b.expect.Locator(item).ToHaveCount(0), "no longer waiting")
 }

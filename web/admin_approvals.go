@@ -39,6 +39,16 @@ func (s *Server) renderApprovals(c echo.Context, status int, after func(*admin.A
 	if m.Counts, err = s.signups().Counts(ctx); err != nil {
 		return err
 	}
+	var tids []int64
+	for _, it := range items {
+		if it.TemplateID != nil {
+			tids = append(tids, *it.TemplateID)
+		}
+	}
+	names, err := s.signups().TemplateNames(ctx, tids)
+	if err != nil {
+		return err
+	}
 	for _, it := range items {
 		r := admin.ApprovalRow{ID: it.ID, OrgName: it.OrgName, Slug: it.Slug, Email: it.Email, Brand: it.BrandName,
 			Created: it.CreatedAt.UTC().Format(approvalTime), State: it.State, Reason: it.Reason, Error: it.Error, Source: it.SourceAddr}
@@ -46,7 +56,7 @@ func (s *Server) renderApprovals(c echo.Context, status int, after func(*admin.A
 			r.Verified = it.VerifiedAt.UTC().Format(approvalTime)
 		}
 		if it.TemplateID != nil {
-			r.Template = "#" + strconv.FormatInt(*it.TemplateID, 10)
+			r.Template = names[*it.TemplateID]
 		}
 		m.Rows = append(m.Rows, r)
 	}

@@ -55,7 +55,9 @@ func (s *Server) brandList(c echo.Context) error {
 			Primary: b.PrimaryColour, Accent: b.AccentColour, Approval: b.Approval, Templates: strings.Join(labels, ", "), SignupURL: b.SignupPath()})
 	}
 	m.Pager = components.PaginationProps{Page: q.Page, Pages: pages(total, q.PerPage), Total: total, Noun: "brands",
-		URL: func(p int) string { return "/admin/brands?" + url.Values{"q": {m.Query}, "page": {strconv.Itoa(p)}}.Encode() }}
+		URL: func(p int) string {
+			return "/admin/brands?" + url.Values{"q": {m.Query}, "page": {strconv.Itoa(p)}}.Encode()
+		}}
 	return s.render(c, http.StatusOK, page{Title: "Brands", Nav: "brands", Crumbs: []layouts.Crumb{brandsCrumb}, Content: admin.BrandsPage(m)})
 }
 

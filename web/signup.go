@@ -85,9 +85,13 @@ func (s *Server) signupBrand(c echo.Context) (signup.Brand, error) {
 	return b, err
 }
 
-// brandFrame is the minimal portal frame in b's look.
-func brandFrame(b signup.Brand) *layouts.Portal {
-	l := signup.BrandLook(b)
+// brandFrame is the minimal portal frame in b's look (with its owner's logo when it has none).
+func (s *Server) brandFrame(c echo.Context, b signup.Brand) *layouts.Portal {
+	l, err := s.signups().LookOf(c.Request().Context(), b)
+	if err != nil {
+		s.log.Warn("brand look", "id", requestID(c), "brand", b.Slug, "err", err)
+		l = signup.BrandLook(b)
+	}
 	return &layouts.Portal{TenantName: l.Name, LogoURL: l.LogoURL, Primary: l.Primary, Accent: l.Accent, Subtitle: "Sign up"}
 }
 
@@ -103,7 +107,7 @@ func (s *Server) renderSignup(c echo.Context, status int, b signup.Brand, m port
 		m.Template = strconv.FormatInt(ts[0].ID, 10)
 	}
 	m.CSRF, m.Action, m.Headline, m.Blurb, m.BrandName = csrfToken(c), b.SignupPath(), b.Headline, b.Blurb, b.DisplayName
-	return s.render(c, status, page{Title: "Sign up · " + b.DisplayName, Content: portal.SignupPage(m), Portal: brandFrame(b)})
+	return s.render(c, status, page{Title: "Sign up · " + b.DisplayName, Content: portal.SignupPage(m), Portal: s.brandFrame(c, b)})
 }
 
 func (s *Server) signupForm(c echo.Context) error {
@@ -115,7 +119,7 @@ func (s *Server) signupForm(c echo.Context) error {
 }
 
 func (s *Server) signupNotice(c echo.Context, status int, b signup.Brand, n portal.Notice) error {
-	return s.render(c, status, page{Title: n.Title, Content: portal.NoticePage(n), Portal: brandFrame(b)})
+	return s.render(c, status, page{Title: n.Title, Content: portal.NoticePage(n), Portal: s.brandFrame(c, b)})
 }
 
 // signupSubmit stores the signup and queues the verification e-mail. A filled honeypot gets the
@@ -242,7 +246,7 @@ func (s *Server) signupProgress(c echo.Context) error {
 		c.Response().Header().Set("HX-Redirect", m.ContinueURL)
 	}
 	return s.render(c, http.StatusOK, page{Title: "Setting up " + p.Signup.OrgName, Content: portal.ProgressPage(m),
-		Fragment: portal.ProgressPanel(m), Portal: brandFrame(p.Brand)})
+		Fragment: portal.ProgressPanel(m), Portal: s.brandFrame(c, p.Brand)})
 }
 
 // signupContinue signs the visitor who confirmed the signup in this browser in to the new

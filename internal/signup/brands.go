@@ -160,7 +160,11 @@ func (s *Service) Templates(ctx context.Context) ([]Template, error) {
 	return ts, err
 }
 
-// TemplateNames maps template ids to names (archived ones included), for showing brands.
+// TemplateNames maps template ids to names (archived ones included).
+func (s *Service) TemplateNames(ctx context.Context, ids []int64) (map[int64]string, error) {
+	return s.templateNames(ctx, ids)
+}
+
 func (s *Service) templateNames(ctx context.Context, ids []int64) (map[int64]string, error) {
 	out := map[int64]string{}
 	if len(ids) == 0 {

@@ -2,6 +2,7 @@ package signup
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"html/template"
 	"strconv"
@@ -22,9 +23,28 @@ type Look struct {
 	Accent  string
 }
 
-// BrandLook is b's look.
+// BrandLook is b's look as stored on the brand.
 func BrandLook(b Brand) Look {
 	return Look{Name: b.DisplayName, LogoURL: b.LogoURL, Primary: b.PrimaryColour, Accent: b.AccentColour}.Safe()
+}
+
+// LookOf is b's look for its pages and e-mails: a reseller's brand without a logo of its own
+// shows the reseller tenant's branding logo.
+func (s *Service) LookOf(ctx context.Context, b Brand) (Look, error) {
+	l := BrandLook(b)
+	if l.LogoURL != "" || b.TenantID == nil {
+		return l, nil
+	}
+	var owner tenant.Tenant
+	if err := s.db.App.WithContext(ctx).Take(&owner, *b.TenantID).Error; err != nil {
+		return l, err
+	}
+	tl, err := s.TenantLook(ctx, owner)
+	if err != nil {
+		return l, err
+	}
+	l.LogoURL = tl.LogoURL
+	return l.Safe(), nil
 }
 
 // Safe returns l with colours that are not #rrggbb replaced by the defaults and a logo that is
@@ -93,9 +113,8 @@ func render(l Look, baseURL string, paragraphs []string, buttonLabel, buttonURL 
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-func (s *Service) mailVerify(tx *gorm.DB, b Brand, su Signup, token string) error {
+func (s *Service) mailVerify(tx *gorm.DB, b Brand, l Look, su Signup, token string) error {
 	link := s.baseURL + VerifyPath(token)
-	l := BrandLook(b)
 	text, html, err := render(l, s.baseURL, []string{
 		"Hello,",
 		fmt.Sprintf("You asked for a workspace called %s at the address “%s”. Confirm your e-mail address to continue.", su.OrgName, su.Slug),
@@ -109,8 +128,7 @@ func (s *Service) mailVerify(tx *gorm.DB, b Brand, su Signup, token string) erro
 	return err
 }
 
-func (s *Service) mailRejected(tx *gorm.DB, b Brand, su Signup) error {
-	l := BrandLook(b)
+func (s *Service) mailRejected(tx *gorm.DB, b Brand, l Look, su Signup) error {
 	text, html, err := render(l, s.baseURL, []string{
 		"Hello,",
 		fmt.Sprintf("Your request for the workspace %s (“%s”) was not approved.", su.OrgName, su.Slug),
@@ -124,8 +142,9 @@ func (s *Service) mailRejected(tx *gorm.DB, b Brand, su Signup) error {
 	return err
 }
 
-func (s *Service) mailReady(tx *gorm.DB, b Brand, t tenant.Tenant, su Signup) error {
-	l := BrandLook(b)
+// mailReady tells the visitor their tenant is ready, in the tenant's own look l (inherited from
+// the reseller's brand unless set).
+func (s *Service) mailReady(tx *gorm.DB, l Look, t tenant.Tenant, su Signup) error {
 	text, html, err := render(l, s.baseURL, []string{
 		"Hello,",
 		fmt.Sprintf("Your workspace %s is ready. Sign in with your e-mail address and the password you chose.", t.Name),

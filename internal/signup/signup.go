@@ -238,6 +238,10 @@ func (s *Service) Submit(ctx context.Context, b Brand, in Input) (Signup, error)
 	if err != nil {
 		return Signup{}, err
 	}
+	look, err := s.LookOf(ctx, b)
+	if err != nil {
+		return Signup{}, err
+	}
 	// The attempt is committed on its own, so refused and invalid submissions count too.
 	err = s.db.App.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return s.rateLimit(tx, in.Email, in.RemoteAddr) })
 	if err != nil {
@@ -303,7 +307,7 @@ func (s *Service) Submit(ctx context.Context, b Brand, in Input) (Signup, error)
 			Detail: audit.Detail(map[string]any{"signup_id": su.ID, "brand": b.Slug, "name": su.OrgName, "source_addr": in.RemoteAddr})}); err != nil {
 			return err
 		}
-		return s.mailVerify(tx, b, su, token)
+		return s.mailVerify(tx, b, look, su, token)
 	})
 	return su, err
 }
@@ -621,7 +625,11 @@ func (s *Service) Reject(ctx context.Context, actor string, id int64, reason str
 			Detail: audit.Detail(map[string]any{"signup_id": su.ID, "email": su.Email, "brand": b.Slug, "reason": reason})}); err != nil {
 			return err
 		}
-		return s.mailRejected(tx, b, su)
+		look, err := s.LookOf(ctx, b)
+		if err != nil {
+			return err
+		}
+		return s.mailRejected(tx, b, look, su)
 	})
 	return su, err
 }
@@ -705,12 +713,12 @@ func (s *Service) Finish(ctx context.Context, id int64) (Signup, error) {
 	if su.TenantID == nil {
 		return su, errors.New("signup: done run without a tenant")
 	}
-	b, err := s.Brand(ctx, su)
-	if err != nil {
-		return su, err
-	}
 	var t tenant.Tenant
 	if err := s.db.App.WithContext(ctx).Take(&t, *su.TenantID).Error; err != nil {
+		return su, err
+	}
+	look, err := s.TenantLook(ctx, t)
+	if err != nil {
 		return su, err
 	}
 	err = s.db.InTenant(ctx, t.ID, func(tx *gorm.DB) error {
@@ -728,7 +736,7 @@ func (s *Service) Finish(ctx context.Context, id int64) (Signup, error) {
 				return res.Error
 			}
 			su.State = StateDone
-			return s.mailReady(ptx, b, t, su)
+			return s.mailReady(ptx, look, t, su)
 		})
 	})
 	if err != nil {

@@ -1,8 +1,11 @@
 package signup_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"image"
+	"image/png"
 	"os"
 	"regexp"
 	"strings"
@@ -399,6 +402,28 @@ func TestTenantLookInheritsFromParentAndBrand(t *testing.T) {
 	}
 	if l, err = b.svc.TenantLook(ctx, child); err != nil || l.Primary != "#123456" || l.Name != "Parent Portal" {
 		t.Fatalf("look inherited from the parent's settings %+v %v", l, err)
+	}
+	// A brand without its own logo shows its owner's branding logo, on its pages and e-mails.
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, image.NewRGBA(image.Rect(0, 0, 4, 2))); err != nil {
+		t.Fatal(err)
+	}
+	logoID, err := settings.StoreImage(b.db.App, "test", "branding.logo", buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := set.Set(ctx, "test", &parent, "branding.logo", logoID, false); err != nil {
+		t.Fatal(err)
+	}
+	pb, err := b.svc.BrandBySlug(ctx, slugOf(t, "pb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bl, err := b.svc.LookOf(ctx, pb); err != nil || bl.LogoURL != settings.ImageURL(logoID) || bl.Name != "Parent Cloud" {
+		t.Fatalf("brand look with the owner's logo %+v %v", bl, err)
+	}
+	if l, err = b.svc.TenantLook(ctx, grandchild); err != nil || l.LogoURL != settings.ImageURL(logoID) {
+		t.Fatalf("logo not inherited %+v %v", l, err)
 	}
 	// The child's own override wins.
 	if _, err := set.Set(ctx, "test", &child, "branding.primary_colour", "#abcdef", false); err != nil {
