@@ -145,4 +145,13 @@ func TestLifecycleJourney(t *testing.T) {
 	b.ok(b.testID("verify-document").Fill(edited), "paste an edited certificate")
 	b.ok(b.testID("verify-submit").Click(), "verify the edited one")
 	b.ok(b.expect.Locator(b.testID("verify-invalid")).ToBeVisible(), "edited certificate refused")
+
+	// On a phone: the Lifecycle tab, the policies page and /verify fit the width.
+	b.page = b.newPage(phoneWidth, phoneHeight)
+	b.signIn(adminEmail, adminPassword, "/admin")
+	for _, path := range []string{"/admin/tenants/" + slug + "/lifecycle", "/admin/lifecycle/policies", "/verify"} {
+		b.goTo(path)
+		b.wantFitsWidth(path)
+	}
+	b.screenshot("lifecycle-mobile-verify")
 }

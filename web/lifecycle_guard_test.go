@@ -358,6 +358,11 @@ func TestLifecycleAdminActions(t *testing.T) {
 	if blocked := doc.Find(`[data-testid="purge-blocked"]`).Text(); !strings.Contains(blocked, "legal hold") || !strings.Contains(blocked, "Tax audit 2031") {
 		t.Fatalf("purge-blocked %q", blocked)
 	}
+	// The export list's poll answers the fragment alone.
+	res, body = ac.do(http.MethodGet, tab+"/exports", nil, http.Header{"HX-Request": {"true"}})
+	if frag := parse(t, body); res.StatusCode != http.StatusOK || frag.Find(`#lifecycle-exports [data-state="done"]`).Length() != 1 || frag.Find("nav").Length() != 0 {
+		t.Fatalf("exports fragment: %d\n%s", res.StatusCode, body)
+	}
 	var held int64
 	b.db.AppPool.QueryRow(ctx, "SELECT count(*) FROM tenantry.audit_events WHERE tenant_id = $1 AND action = 'tenant.legal_hold_set'", tn.ID).Scan(&held)
 	if held != 1 {
