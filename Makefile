@@ -182,6 +182,7 @@ bench:
 	go test -run '^$$' -bench 'Export1M|Purge20Tables' -benchtime 3x -timeout 30m ./internal/lifecycle/
 	go test -run '^$$' -bench OutboxDelivery -benchtime 3000x ./internal/mail/
 	go test -run '^$$' -bench SignupToPortal -benchtime 15x ./web/
+	go test -run '^$$' -bench ProvisioningRuns -benchtime 200x -timeout 20m ./internal/provisioning/
 
 ## clean: build outputs and the Playwright driver dir (committed generated files, node_modules
 ## and the private database in .data stay; `make pg-stop && rm -rf .data` removes the database).

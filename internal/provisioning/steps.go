@@ -66,17 +66,25 @@ func (s *Service) execute(ctx context.Context, tx *gorm.DB, r Run, step string) 
 		return "schema and role " + db.TenantSchema(id), nil
 
 	case StepMigrations:
-		// EnsureTenantPlane applies pending tenant migrations; then the schema's own version
-		// table must say it is at the newest one.
-		if err := s.db.EnsureTenantPlane(ctx, id, s.log); err != nil {
-			return "", err
-		}
-		var have int64
-		q := "SELECT coalesce(max(version_id), 0) FROM " + pgx.Identifier{db.TenantSchema(id), "goose_db_version"}.Sanitize() + " WHERE is_applied"
-		if err := s.db.OwnerPool.QueryRow(ctx, q).Scan(&have); err != nil {
-			return "", err
+		// The schema's own version table must say it is at the newest tenant migration; when it
+		// is behind (a migration was added since the schema was made, or it was interrupted),
+		// EnsureTenantPlane applies what is pending.
+		version := func() (int64, error) {
+			var have int64
+			q := "SELECT coalesce(max(version_id), 0) FROM " + pgx.Identifier{db.TenantSchema(id), "goose_db_version"}.Sanitize() + " WHERE is_applied"
+			err := s.db.OwnerPool.QueryRow(ctx, q).Scan(&have)
+			return have, err
 		}
 		want := latestTenantMigration()
+		have, err := version()
+		if err != nil || have < want {
+			if err := s.db.EnsureTenantPlane(ctx, id, s.log); err != nil {
+				return "", err
+			}
+			if have, err = version(); err != nil {
+				return "", err
+			}
+		}
 		if have < want {
 			return "", fmt.Errorf("%s is at migration %d, want %d", db.TenantSchema(id), have, want)
 		}
