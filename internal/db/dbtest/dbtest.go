@@ -9,6 +9,7 @@ package dbtest
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -42,6 +43,10 @@ func Main(m *testing.M) int {
 	defer drop()
 	if err := db.Migrate(ctx, dbURL, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		fmt.Fprintln(os.Stderr, "dbtest: migrate:", err)
+		return 1
+	}
+	if err := spreadTenantIDs(ctx, dbURL); err != nil {
+		fmt.Fprintln(os.Stderr, "dbtest:", err)
 		return 1
 	}
 	os.Setenv(urlEnv, dbURL)
@@ -150,10 +155,29 @@ func NewDatabase(t testing.TB) *db.DB {
 	if err := db.Migrate(ctx, dbURL, Logger(t)); err != nil {
 		t.Fatal("dbtest: migrate:", err)
 	}
+	if err := spreadTenantIDs(ctx, dbURL); err != nil {
+		t.Fatal("dbtest:", err)
+	}
 	d, err := db.Open(ctx, dbURL, "", Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Close) // cleanups run last-in first-out: the pools close before the drop
 	return d
+}
+
+// spreadTenantIDs starts the database's tenant ids at a random point. Tenant roles (t_<id>) are
+// cluster-wide while test databases are not: without this, test packages running in parallel
+// would create, grant and drop the same roles for their tenant 1, 2, 3...
+func spreadTenantIDs(ctx context.Context, dbURL string) error {
+	c, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	start := 1_000_000 + int64(binary.BigEndian.Uint32(b[:]))*1_000
+	_, err = c.Exec(ctx, fmt.Sprintf("ALTER TABLE tenantry.tenants ALTER COLUMN id RESTART WITH %d", start))
+	return err
 }
