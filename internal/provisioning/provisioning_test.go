@@ -22,7 +22,12 @@ import (
 	"github.com/tenantry/tenantry/internal/validation"
 )
 
-func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" { // a worker process started by TestResumeAfterKill
+		os.Exit(crashChild())
+	}
+	os.Exit(dbtest.Main(m))
+}
 
 var queues atomic.Int64
 
@@ -30,6 +35,8 @@ var queues atomic.Int64
 type bundle struct {
 	t      *testing.T
 	d      *db.DB
+	queue  string
+	master []byte
 	keys   *keys.Service
 	svc    *provisioning.Service
 	faults func(ctx context.Context, step string, attempt int) error
@@ -47,9 +54,9 @@ func setup(t *testing.T, opts ...provisioning.Option) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bundle{t: t, d: d, keys: keys.NewService(d.App, master)}
+	b := &bundle{t: t, d: d, keys: keys.NewService(d.App, master), queue: fmt.Sprintf("prov_test_%d", queues.Add(1)), master: mk}
 	opts = append([]provisioning.Option{provisioning.WithKeys(b.keys), provisioning.WithRetry(3, 5*time.Millisecond),
-		provisioning.WithQueue(fmt.Sprintf("prov_test_%d", queues.Add(1))),
+		provisioning.WithQueue(b.queue),
 		provisioning.WithFaults(func(ctx context.Context, step string, attempt int) error {
 			b.mu.Lock()
 			f := b.faults
