@@ -100,12 +100,9 @@ func (s *Server) fillQuotaDynamics(c echo.Context, t tenant.Tenant, m *admin.Quo
 	if err != nil {
 		return err
 	}
-	for _, o := range own {
-		if o.Dimension == quota.AllDimensions {
-			m.Alerts.Thresholds = joinInts(o.Thresholds)
-		}
-	}
-	m.Alerts.ThresholdsInput = m.Alerts.Thresholds
+	m.Alerts.Thresholds, m.Alerts.Own = thresholdRows(own, m.Dimensions)
+	m.Alerts.ThresholdsInput, m.Alerts.ThresholdDimension = m.Alerts.Thresholds, quota.AllDimensions
+	m.Alerts.ThresholdOptions = append([]components.Option{{Value: quota.AllDimensions, Label: "Every dimension"}}, m.Dimensions...)
 	eff, err := s.quotas.Thresholds(ctx, t.ID, quota.AllDimensions)
 	if err != nil {
 		return err
@@ -154,6 +151,27 @@ func (s *Server) fillQuotaDynamics(c echo.Context, t tenant.Tenant, m *admin.Quo
 		}
 	}
 	return nil
+}
+
+// thresholdRows lists threshold settings for people, and returns the every-dimension one.
+func thresholdRows(own []quota.ThresholdSetting, dims []components.Option) (string, []admin.ThresholdRow) {
+	all := ""
+	var rows []admin.ThresholdRow
+	for _, o := range own {
+		label := "Every dimension"
+		if o.Dimension == quota.AllDimensions {
+			all = joinInts(o.Thresholds)
+		} else {
+			label = o.Dimension
+			for _, d := range dims {
+				if d.Value == o.Dimension {
+					label = d.Label
+				}
+			}
+		}
+		rows = append(rows, admin.ThresholdRow{Dimension: o.Dimension, Label: label, Values: joinInts(o.Thresholds)})
+	}
+	return all, rows
 }
 
 func alertRows(as []quota.Alert) []admin.AlertRow {
@@ -372,18 +390,21 @@ func (s *Server) quotaTenantThresholds(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	input := strings.TrimSpace(c.FormValue("thresholds"))
+	input, dim := strings.TrimSpace(c.FormValue("thresholds")), c.FormValue("dimension")
+	if dim == "" {
+		dim = quota.AllDimensions
+	}
 	var th []int
 	if input != "" {
 		th, err = quota.ParseThresholds(input)
 	}
 	if err == nil {
 		u, _ := currentUser(c)
-		err = s.quotas.SetThresholds(ctx, u.Email, &t.ID, quota.AllDimensions, th)
+		err = s.quotas.SetThresholds(ctx, u.Email, &t.ID, dim, th)
 	}
 	if f := validation.Fields(err); f != nil {
 		return s.renderTenant(c, http.StatusUnprocessableEntity, "quotas", func(m *admin.TenantDetail) {
-			m.Quotas.Alerts.ThresholdsInput, m.Quotas.Alerts.Errors = input, f
+			m.Quotas.Alerts.ThresholdsInput, m.Quotas.Alerts.ThresholdDimension, m.Quotas.Alerts.Errors = input, dim, f
 		})
 	} else if err != nil {
 		return err
@@ -463,15 +484,16 @@ var quotasCrumb = layouts.Crumb{Label: "Quotas", Href: "/admin/quotas"}
 
 // quotaAlertsPage lists every tenant's alerts (the bell's page).
 func (s *Server) quotaAlertsPage(c echo.Context) error {
-	return s.renderQuotaAlerts(c, http.StatusOK, "", nil)
+	return s.renderQuotaAlerts(c, http.StatusOK, "", quota.AllDimensions, nil)
 }
 
-func (s *Server) renderQuotaAlerts(c echo.Context, status int, input string, errs map[string]string) error {
+func (s *Server) renderQuotaAlerts(c echo.Context, status int, input, dim string, errs map[string]string) error {
 	ctx := c.Request().Context()
 	u, _ := currentUser(c)
 	pg, _ := strconv.Atoi(c.QueryParam("page"))
 	pg = max(1, pg)
-	rows, total, err := s.quotas.Alerts(ctx, quota.AlertFilter{Page: pg, PerPage: 25})
+	search := strings.TrimSpace(c.QueryParam("q"))
+	rows, total, err := s.quotas.Alerts(ctx, quota.AlertFilter{Page: pg, PerPage: 25, Search: search})
 	if err != nil {
 		return err
 	}
@@ -480,16 +502,17 @@ func (s *Server) renderQuotaAlerts(c echo.Context, status int, input string, err
 		return err
 	}
 	m := admin.QuotaAlertsPage{CSRF: csrfToken(c), CanWrite: u.CanWrite(), Rows: alertRows(rows), Page: pg, Pages: max(1, int((total+24)/25)),
-		Total: total, Unread: unread, Errors: errs}
+		Total: total, Unread: unread, Errors: errs, Search: search, ThresholdDimension: dim}
 	own, err := s.quotas.ThresholdSettings(ctx, nil)
 	if err != nil {
 		return err
 	}
-	for _, o := range own {
-		if o.Dimension == quota.AllDimensions {
-			m.Thresholds = joinInts(o.Thresholds)
-		}
+	dims, err := s.dimensionOptions(ctx)
+	if err != nil {
+		return err
 	}
+	m.Thresholds, m.Own = thresholdRows(own, dims)
+	m.ThresholdOptions = append([]components.Option{{Value: quota.AllDimensions, Label: "Every dimension"}}, dims...)
 	m.ThresholdsInput = m.Thresholds
 	if errs != nil {
 		m.ThresholdsInput = input
@@ -509,7 +532,10 @@ func (s *Server) quotaAlertsRead(c echo.Context) error {
 
 // quotaPlatformThresholds sets the platform's default thresholds (empty: the built-in ones).
 func (s *Server) quotaPlatformThresholds(c echo.Context) error {
-	input := strings.TrimSpace(c.FormValue("thresholds"))
+	input, dim := strings.TrimSpace(c.FormValue("thresholds")), c.FormValue("dimension")
+	if dim == "" {
+		dim = quota.AllDimensions
+	}
 	var th []int
 	var err error
 	if input != "" {
@@ -517,10 +543,10 @@ func (s *Server) quotaPlatformThresholds(c echo.Context) error {
 	}
 	if err == nil {
 		u, _ := currentUser(c)
-		err = s.quotas.SetThresholds(c.Request().Context(), u.Email, nil, quota.AllDimensions, th)
+		err = s.quotas.SetThresholds(c.Request().Context(), u.Email, nil, dim, th)
 	}
 	if f := validation.Fields(err); f != nil {
-		return s.renderQuotaAlerts(c, http.StatusUnprocessableEntity, input, f)
+		return s.renderQuotaAlerts(c, http.StatusUnprocessableEntity, input, dim, f)
 	} else if err != nil {
 		return err
 	}

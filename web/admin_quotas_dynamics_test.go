@@ -154,6 +154,15 @@ func TestQuotaDynamicsForms(t *testing.T) {
 		if res, _ := c.post(tab+"/thresholds", url.Values{"_csrf": {token}, "thresholds": {"55"}}); res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("thresholds: %d", res.StatusCode)
 		}
+		if res, _ := c.post(tab+"/thresholds", url.Values{"_csrf": {token}, "dimension": {"seats"}, "thresholds": {"80, 95"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("seat thresholds: %d", res.StatusCode)
+		}
+		if th, _ := quotas.Thresholds(ctx, tn.ID, "seats"); fmt.Sprint(th) != "[80 95]" {
+			t.Fatalf("seat thresholds: %v", th)
+		}
+		if th, _ := quotas.Thresholds(ctx, tn.ID, "storage_gb"); fmt.Sprint(th) != "[55]" {
+			t.Fatalf("storage thresholds: %v", th)
+		}
 		res, body = c.post(tab+"/webhook", url.Values{"_csrf": {token}, "url": {"javascript:alert(1)"}})
 		if res.StatusCode != http.StatusUnprocessableEntity || parse(t, body).Find(`[data-testid="error-url"]`).Length() != 1 {
 			t.Fatalf("bad webhook: %d", res.StatusCode)
@@ -180,9 +189,15 @@ func TestQuotaDynamicsForms(t *testing.T) {
 		if _, body := c.get("/admin/tenants"); parse(t, body).Find(`[data-testid="quota-bell"][hx-get="/admin/quotas/bell"]`).Length() != 1 {
 			t.Fatal("no bell in the header")
 		}
-		_, body = c.get("/admin/quotas/alerts")
-		if parse(t, body).Find(`[data-testid="alert-row"]`).Length() < 1 {
-			t.Fatal("alerts page empty")
+		_, body = c.get("/admin/quotas/alerts?q=" + url.QueryEscape(tn.Slug))
+		if parse(t, body).Find(`[data-testid="alert-row"]`).Length() != 1 || parse(t, body).Find(`[data-testid="threshold-settings"]`).Length() != 0 {
+			t.Fatal("alerts page: the tenant's alert is not found by its slug")
+		}
+		if _, body := c.get("/admin/quotas/alerts?q=no-such-tenant-xyz"); parse(t, body).Find(`[data-testid="alert-row"]`).Length() != 0 {
+			t.Fatal("search matches everything")
+		}
+		if _, body := c.get(tab); parse(t, body).Find(`[data-testid="threshold-settings"] li`).Length() != 2 {
+			t.Fatal("the tenant's threshold settings are not listed")
 		}
 		ptoken := c.token("/admin/quotas/alerts")
 		if res, body := c.post("/admin/quotas/thresholds", url.Values{"_csrf": {ptoken}, "thresholds": {"0"}}); res.StatusCode != http.StatusUnprocessableEntity || parse(t, body).Find(`[data-testid="error-thresholds"]`).Length() != 1 {

@@ -502,7 +502,8 @@ func (s *Service) deliver(ctx context.Context, tx *gorm.DB, a Alert) error {
 type AlertFilter struct {
 	TenantID   *int64
 	UnreadOnly bool
-	Page       int // from 1
+	Search     string // matches the tenant's name or slug, or the dimension
+	Page       int    // from 1
 	PerPage    int
 }
 
@@ -520,6 +521,10 @@ func (s *Service) Alerts(ctx context.Context, f AlertFilter) ([]Alert, int64, er
 	}
 	if f.UnreadOnly {
 		q = q.Where("a.read_at IS NULL")
+	}
+	if f.Search = strings.TrimSpace(f.Search); f.Search != "" {
+		like := db.Contains(f.Search)
+		q = q.Where("(t.name ILIKE ? OR t.slug ILIKE ? OR a.dimension ILIKE ?)", like, like, like)
 	}
 	var total int64
 	if err := q.Count(&total).Error; err != nil {

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"net/url"
 	"strconv"
 
 	"github.com/tenantry/tenantry/views/components"
@@ -89,8 +90,18 @@ type PoolRow struct {
 	Allocated int64
 }
 
+// ThresholdRow is one threshold setting (for every dimension, or one).
+type ThresholdRow struct {
+	Dimension string // a key, or * for every dimension
+	Label     string
+	Values    string
+}
+
 // QuotaAlerts is the alerts section of the Quotas tab.
 type QuotaAlerts struct {
+	Own                []ThresholdRow
+	ThresholdDimension string
+	ThresholdOptions   []components.Option
 	Thresholds      string // the tenant's own setting for every dimension, "" when inherited
 	Effective       string // what applies now when the tenant sets nothing
 	ThresholdsInput string
@@ -171,6 +182,13 @@ type QuotaAlertsPage struct {
 	Thresholds      string
 	ThresholdsInput string
 	Errors          map[string]string
+	Search          string
+
+	Own                []ThresholdRow
+	ThresholdDimension string
+	ThresholdOptions   []components.Option
 }
 
 func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
+
+func queryEscape(s string) string { return url.QueryEscape(s) }
