@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
 	"github.com/shopspring/decimal"
 
 	"github.com/tenantry/tenantry/internal/billing"
@@ -83,6 +84,7 @@ func seedFamily(t *testing.T, d *db.DB, s *billing.Service) family {
 	f.beta = addTenant(t, d, "beta", "professional", f.holding, "active")
 	f.betaOne = addTenant(t, d, "beta-one", "starter", f.beta, "active")
 	f.purged = addTenant(t, d, "gone", "starter", f.holding, "purged")
+	addTenant(t, d, "pending", "starter", f.holding, "provisioning") // not serving yet: not billed
 	f.late = addTenant(t, d, "late", "starter", f.holding, "active")
 	if _, err := d.OwnerPool.Exec(ctx, "UPDATE tenantry.tenants SET created_at = '2025-11-03' WHERE id = $1", f.late); err != nil {
 		t.Fatal(err)
@@ -432,5 +434,45 @@ func TestPricesAndModesValidation(t *testing.T) {
 		if f[field] == "" {
 			t.Errorf("no error at %s: %v", field, err)
 		}
+	}
+}
+
+// The River workers: the monthly job bills the month before the one it runs in, on the 1st at
+// 00:10 UTC; the overdue worker moves issued invoices past their due date.
+func TestJobs(t *testing.T) {
+	var sched billing.MonthlySchedule
+	for in, want := range map[string]string{
+		"2025-11-15T13:00:00Z": "2025-12-01T00:10:00Z",
+		"2025-12-01T00:10:00Z": "2026-01-01T00:10:00Z",
+		"2025-12-31T23:59:59Z": "2026-01-01T00:10:00Z",
+	} {
+		at, _ := time.Parse(time.RFC3339, in)
+		if got := sched.Next(at).Format(time.RFC3339); got != want {
+			t.Errorf("Next(%s) = %s, want %s", in, got, want)
+		}
+	}
+	d := dbtest.NewDatabase(t)
+	run := time.Date(2025, 11, 1, 0, 10, 0, 0, time.UTC)
+	s := billing.NewService(d).WithClock(func() time.Time { return run })
+	f := seedFamily(t, d, s)
+	w := &billing.InvoiceWorker{Service: s}
+	for range 2 {
+		if err := w.Work(ctx, &river.Job[billing.InvoiceArgs]{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := invoiceOf(t, s, f.holding, "2025-10")
+	if !h.Total.Equal(dec("421.82")) {
+		t.Fatalf("October invoice total %s", h.Total)
+	}
+	if _, err := s.Issue(ctx, "test", h.ID); err != nil {
+		t.Fatal(err)
+	}
+	late := &billing.OverdueWorker{Service: s.WithClock(func() time.Time { return run.AddDate(0, 0, 31) })}
+	if err := late.Work(ctx, &river.Job[billing.OverdueArgs]{}); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ = s.Get(ctx, h.ID); h.Status != billing.StatusOverdue {
+		t.Fatalf("status after the due date: %s", h.Status)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -113,7 +114,7 @@ const generateLock = 0x7e4a_b111
 // Generate produces the invoices of the month that starts at month (any day of it will do), one
 // per paying account, for every account that has none for that month yet; existing invoices are
 // left as they are, so running it again changes nothing. Tenants are billed when they existed
-// before the month ended and are not purged. Usage comes from the daily usage rollups: the sum
+// before the month ended and are neither purged nor still provisioning. Usage comes from the daily usage rollups: the sum
 // of the month for counters, the highest level for gauges.
 func (s *Service) Generate(ctx context.Context, actor string, month time.Time) (GenerateResult, error) {
 	start := MonthStart(month)
@@ -145,7 +146,7 @@ func (s *Service) Generate(ctx context.Context, actor string, month time.Time) (
 		}
 		billed := map[int64][]treeNode{} // payer -> tenants billed to it
 		for _, n := range nodes {
-			if n.State == "purged" {
+			if n.State == "purged" || n.State == "provisioning" { // gone, or not serving yet
 				continue
 			}
 			p := resolvePayer(n, byID, modes)
@@ -181,22 +182,34 @@ func (s *Service) Generate(ctx context.Context, actor string, month time.Time) (
 			payers = append(payers, id)
 		}
 		sort.Slice(payers, func(i, j int) bool { return payers[i] < payers[j] })
+		var todo []int64
 		for _, pid := range payers {
 			if done[pid] {
 				res.Existing++
 				continue
 			}
-			acc, err := ensureAccount(tx, pid, byID[pid].Name)
-			if err != nil {
+			todo = append(todo, pid)
+		}
+		accounts, err := ensureAccounts(tx, todo)
+		if err != nil {
+			return err
+		}
+		// In chunks, so memory stays bounded and each chunk is a handful of multi-row INSERTs.
+		const chunk = 500
+		for lo := 0; lo < len(todo); lo += chunk {
+			batch := make([]Invoice, 0, chunk)
+			for _, pid := range todo[lo:min(lo+chunk, len(todo))] {
+				inv := buildInvoice(accounts[pid], byID[pid], billed[pid], planByKey, dims, usage)
+				inv.PeriodStart, inv.PeriodEnd = start, end
+				batch = append(batch, inv)
+			}
+			if err := insertInvoices(tx, batch, accounts); err != nil {
 				return err
 			}
-			inv := buildInvoice(acc, byID[pid], billed[pid], planByKey, dims, usage)
-			inv.PeriodStart, inv.PeriodEnd = start, end
-			if err := insertInvoice(tx, &inv); err != nil {
-				return err
+			for _, inv := range batch {
+				res.Numbers = append(res.Numbers, inv.Number)
 			}
-			res.Created++
-			res.Numbers = append(res.Numbers, inv.Number)
+			res.Created += len(batch)
 		}
 		if res.Created == 0 {
 			return nil
@@ -286,39 +299,82 @@ func buildInvoice(acc Account, payer treeNode, tenants []treeNode, plans map[str
 	return inv
 }
 
-// insertInvoice numbers and stores a built invoice with its sections and lines. Drafts carry a
-// provisional issue date (the day after the period) and due date; issuing sets both for real.
-func insertInvoice(tx *gorm.DB, inv *Invoice) error {
-	var n int64
-	if err := tx.Raw("SELECT nextval('tenantry.invoice_numbers')").Scan(&n).Error; err != nil {
+// ensureAccounts gives every paying tenant in ids a billing account (named after the tenant,
+// USD, 30 days) when it has none, in one statement, and returns the accounts by tenant.
+func ensureAccounts(tx *gorm.DB, ids []int64) (map[int64]Account, error) {
+	out := make(map[int64]Account, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	if err := tx.Exec(`INSERT INTO tenantry.billing_accounts (tenant_id, name)
+		SELECT id, name FROM tenantry.tenants WHERE id = ANY (?::bigint[]) ON CONFLICT (tenant_id) DO NOTHING`, int8Array(ids)).Error; err != nil {
+		return nil, err
+	}
+	var accs []Account
+	if err := tx.Where("tenant_id = ANY (?::bigint[])", int8Array(ids)).Find(&accs).Error; err != nil {
+		return nil, err
+	}
+	for _, a := range accs {
+		out[a.TenantID] = a
+	}
+	return out, nil
+}
+
+// insertInvoices numbers and stores built invoices with their sections and lines, a few
+// multi-row INSERTs for the lot. Drafts carry a provisional issue date (the day after the period)
+// and due date; issuing sets both for real.
+func insertInvoices(tx *gorm.DB, invs []Invoice, accounts map[int64]Account) error {
+	var numbers []int64
+	if err := tx.Raw("SELECT nextval('tenantry.invoice_numbers') FROM generate_series(1, ?)", len(invs)).Scan(&numbers).Error; err != nil {
 		return err
 	}
-	var terms int
-	if err := tx.Raw("SELECT payment_terms_days FROM tenantry.billing_accounts WHERE id = ?", inv.AccountID).Scan(&terms).Error; err != nil {
-		return err
+	sort.Slice(numbers, func(i, j int) bool { return numbers[i] < numbers[j] })
+	for i := range invs {
+		inv := &invs[i]
+		inv.Number = fmt.Sprintf("INV-%06d", numbers[i])
+		inv.IssueDate = inv.PeriodEnd
+		inv.DueDate = inv.PeriodEnd.AddDate(0, 0, accounts[inv.TenantID].PaymentTermsDays)
 	}
-	inv.Number = fmt.Sprintf("INV-%06d", n)
-	inv.IssueDate = inv.PeriodEnd
-	inv.DueDate = inv.PeriodEnd.AddDate(0, 0, terms)
-	sections := inv.Sections
-	if err := tx.Omit("Sections", "Payments").Create(inv).Error; err != nil {
-		return fmt.Errorf("billing: insert invoice: %w", err)
+	if err := tx.Omit("Sections", "Payments").CreateInBatches(&invs, 1000).Error; err != nil {
+		return fmt.Errorf("billing: insert invoices: %w", err)
 	}
-	for i := range sections {
-		sec := &sections[i]
-		sec.InvoiceID = inv.ID
-		if err := tx.Omit("Lines").Create(sec).Error; err != nil {
-			return fmt.Errorf("billing: insert section: %w", err)
+	var sections []*Section
+	for i := range invs {
+		for j := range invs[i].Sections {
+			invs[i].Sections[j].InvoiceID = invs[i].ID
+			sections = append(sections, &invs[i].Sections[j])
 		}
+	}
+	if len(sections) > 0 {
+		if err := tx.Omit("Lines").CreateInBatches(sections, 2000).Error; err != nil {
+			return fmt.Errorf("billing: insert sections: %w", err)
+		}
+	}
+	var lines []Line
+	for _, sec := range sections {
 		for j := range sec.Lines {
 			sec.Lines[j].SectionID = sec.ID
 		}
-		if len(sec.Lines) > 0 {
-			if err := tx.Create(&sec.Lines).Error; err != nil {
-				return fmt.Errorf("billing: insert lines: %w", err)
-			}
+		lines = append(lines, sec.Lines...)
+	}
+	if len(lines) > 0 {
+		if err := tx.CreateInBatches(&lines, 4000).Error; err != nil {
+			return fmt.Errorf("billing: insert lines: %w", err)
 		}
 	}
-	inv.Sections = sections
 	return nil
+}
+
+// int8Array is ids as a PostgreSQL array literal, one parameter however many ids there are.
+func int8Array(ids []int64) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(id, 10))
+	}
+	b.WriteByte('}')
+	return b.String()
 }

@@ -26,17 +26,18 @@ func (w *InvoiceWorker) Work(ctx context.Context, _ *river.Job[InvoiceArgs]) err
 	return err
 }
 
-// monthly fires at 00:10 UTC on the first day of each month.
-type monthly struct{}
+// MonthlySchedule fires at 00:10 UTC on the first day of each month.
+type MonthlySchedule struct{}
 
-func (monthly) Next(t time.Time) time.Time {
+// Next is the first of the month after t's, at 00:10 UTC.
+func (MonthlySchedule) Next(t time.Time) time.Time {
 	return MonthStart(t).AddDate(0, 1, 0).Add(10 * time.Minute)
 }
 
 // InvoicePeriodic runs the monthly invoice job on the first of each month, and once when the
 // server starts (so a server that was down on the first catches up; it is idempotent).
 func InvoicePeriodic() *river.PeriodicJob {
-	return river.NewPeriodicJob(monthly{},
+	return river.NewPeriodicJob(MonthlySchedule{},
 		func() (river.JobArgs, *river.InsertOpts) { return InvoiceArgs{}, nil },
 		&river.PeriodicJobOpts{RunOnStart: true})
 }
