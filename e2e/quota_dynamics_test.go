@@ -73,3 +73,31 @@ func TestQuotaChartGrantAndBell(t *testing.T) {
 }
 
 func firstErr[T any](_ T, err error) error { return err }
+
+// TestQuotaPagesPhone: at 390 px the Quotas tab (chart, grants, alerts), the scaling rules and
+// the alerts pages fit the screen, and the chart draws.
+func TestQuotaPagesPhone(t *testing.T) {
+	b := setup(t, config{Width: phoneWidth, Height: phoneHeight})
+	b.signIn(adminEmail, adminPassword, "/admin")
+	ctx := context.Background()
+	tn, err := tenant.NewService(b.db, slog.New(slog.DiscardHandler)).Get(ctx, "hooli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := quota.NewService(b.db)
+	if _, err := svc.Consume(ctx, tn.ID, "api_requests", 5, "e2e-phone-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.RollUp(ctx, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	b.goTo("/admin/tenants/hooli/quotas?dimension=api_requests")
+	b.ok(b.expect.Locator(b.page.Locator(`[data-testid="quota-chart"] canvas`).First()).ToBeVisible(), "chart at 390 px")
+	b.wantFitsWidth("quotas tab")
+	b.screenshot("quotas-tab-390")
+	for _, path := range []string{"/admin/quotas", "/admin/quotas/rules", "/admin/quotas/alerts"} {
+		b.goTo(path)
+		b.ok(b.expect.Locator(b.page.Locator("main h1").First()).ToBeVisible(), path+": heading")
+		b.wantFitsWidth(path)
+	}
+}
