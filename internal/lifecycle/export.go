@@ -118,7 +118,7 @@ func (s *Service) RequestExport(ctx context.Context, actor string, tenantID int6
 	}
 	var e Export
 	err = s.d.App.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Exec("SELECT pg_advisory_xact_lock(hashtext('lifecycle.export'), ?::int)", tenantID).Error; err != nil {
+		if err := tx.Exec("SELECT pg_advisory_xact_lock(hashtextextended('lifecycle.export.' || ?::text, 0))", strconv.FormatInt(tenantID, 10)).Error; err != nil {
 			return err
 		}
 		err := tx.Where("tenant_id = ? AND state IN ('pending', 'running')", tenantID).Order("id DESC").Take(&e).Error

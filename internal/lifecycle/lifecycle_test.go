@@ -686,6 +686,17 @@ func TestExportResumesAfterCrash(t *testing.T) {
 	if _, err := lifecycle.VerifyArchive(b.svc.ArchivePath(e)); err != nil {
 		t.Fatal(err)
 	}
+	// Past its keeping time the archive is deleted and no longer downloadable.
+	b.at(31)
+	if n, err := b.svc.DeleteExpiredExports(ctx); err != nil || n < 1 { // other tests' exports in the package database expire too
+		t.Fatalf("expired exports deleted: %d, %v", n, err)
+	}
+	if _, err := os.Stat(b.svc.ArchivePath(e)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("expired archive still on disk: %v", err)
+	}
+	if _, _, err := b.svc.OpenArchive(ctx, tn.ID, e.ID); !errors.Is(err, lifecycle.ErrNoExport) {
+		t.Fatalf("expired archive opens: %v", err)
+	}
 }
 
 // TestPurgeResumesAfterCrash: a purge that stopped after dropping the schema is finished by the

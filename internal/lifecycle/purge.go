@@ -404,7 +404,7 @@ func (s *Service) captureFacts(ctx context.Context, t tenant.Tenant, actor strin
 		f.KeyIDs = []uint32{}
 	}
 	var es []Export
-	if err := s.d.App.WithContext(ctx).Where("tenant_id = ? AND state = 'done'", t.ID).Order("id").Find(&es).Error; err != nil {
+	if err := s.d.App.WithContext(ctx).Where("tenant_id = ? AND state IN ('done', 'deleted') AND file_name <> ''", t.ID).Order("id").Find(&es).Error; err != nil {
 		return f, err
 	}
 	f.Exports = []ExportDeletion{}
@@ -443,7 +443,36 @@ func (s *Service) Tick(ctx context.Context) error {
 	if _, err := s.SendDue(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := s.DeleteExpiredExports(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// DeleteExpiredExports deletes the archives whose keeping time (the policy's export_keep_days)
+// has passed, and marks them deleted, audited. It returns how many it deleted.
+func (s *Service) DeleteExpiredExports(ctx context.Context) (int, error) {
+	var es []Export
+	if err := s.d.App.WithContext(ctx).Where("state = 'done' AND expires_at <= ?", s.Now()).Order("id").Find(&es).Error; err != nil {
+		return 0, err
+	}
+	for i, e := range es {
+		if err := os.Remove(s.ArchivePath(e)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return i, err
+		}
+		err := s.d.App.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			res := tx.Model(&Export{}).Where("id = ? AND state = 'done'", e.ID).Updates(map[string]any{"state": ExportDeleted, "deleted_at": s.Now()})
+			if res.Error != nil || res.RowsAffected == 0 {
+				return res.Error
+			}
+			return audit.Record(tx, audit.Event{TenantID: &e.TenantID, Actor: systemActor, Action: "tenant.export_expired",
+				Target: e.FileName, Detail: audit.Detail(map[string]any{"export": e.ID, "sha256": e.SHA256, "expired_at": e.ExpiresAt})})
+		})
+		if err != nil {
+			return i, err
+		}
+	}
+	return len(es), nil
 }
 
 func (s *Service) advance(ctx context.Context) error {
