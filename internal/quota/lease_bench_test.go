@@ -3,6 +3,8 @@ package quota_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -39,7 +41,8 @@ func BenchmarkLeaserConsume(b *testing.B) {
 		ids := tc.ids
 		granted := make([]atomic.Int64, len(ids))
 		b.Run(tc.name, func(b *testing.B) {
-			lr := quota.NewLeaser(ctx, svc, quota.LeaseConfig{Threshold: 0, Log: dbtest.Logger(b)})
+			flushers, _ := strconv.Atoi(os.Getenv("TENANTRY_BENCH_FLUSHERS")) // 0: the default
+			lr := quota.NewLeaser(ctx, svc, quota.LeaseConfig{Threshold: 0, Flushers: flushers, Log: dbtest.Logger(b)})
 			var seq atomic.Int64
 			var mu sync.Mutex
 			var lat []time.Duration
