@@ -198,10 +198,6 @@ func (s *Server) renderTenant(c echo.Context, status int, tab string, after func
 		if m.Quotas, err = s.quotasTab(c, t); err != nil {
 			return err
 		}
-	case "billing":
-		if m.Billing, err = s.billingTab(c, t); err != nil {
-			return err
-		}
 	case "lifecycle":
 		if m.Lifecycle, err = s.lifecycleTab(c, t); err != nil {
 			return err

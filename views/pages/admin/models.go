@@ -172,7 +172,6 @@ type TenantDetail struct {
 	Audit       AuditList
 	Users       TenantUsers
 	Quotas      Quotas
-	Billing     BillingTab
 	Lifecycle   LifecyclePanel
 	Billing     BillingTab
 	// Provisioning is the tenant's latest provisioning run, on the Overview tab; nil: none.
