@@ -358,9 +358,9 @@ func TestLifecycleAdminActions(t *testing.T) {
 	if blocked := doc.Find(`[data-testid="purge-blocked"]`).Text(); !strings.Contains(blocked, "legal hold") || !strings.Contains(blocked, "Tax audit 2031") {
 		t.Fatalf("purge-blocked %q", blocked)
 	}
-	// The export list's poll answers the fragment alone.
+	// The export list's poll answers the fragment alone (the archive, past its 30 days, is deleted).
 	res, body = ac.do(http.MethodGet, tab+"/exports", nil, http.Header{"HX-Request": {"true"}})
-	if frag := parse(t, body); res.StatusCode != http.StatusOK || frag.Find(`#lifecycle-exports [data-state="done"]`).Length() != 1 || frag.Find("nav").Length() != 0 {
+	if frag := parse(t, body); res.StatusCode != http.StatusOK || frag.Find(`#lifecycle-exports li[data-state="deleted"]`).Length() != 1 || frag.Find("nav").Length() != 0 {
 		t.Fatalf("exports fragment: %d\n%s", res.StatusCode, body)
 	}
 	var held int64
