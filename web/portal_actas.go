@@ -34,9 +34,9 @@ func (s *Server) tenantUsersTab(c echo.Context, t tenant.Tenant) (admin.TenantUs
 	}
 	for _, u := range users {
 		r := portalUserRow(u)
-		m.Rows = append(m.Rows, admin.TenantUserRow{Name: r.Name, Email: r.Email, Role: r.Role, LastSignIn: r.LastSignIn, Disabled: r.Disabled})
+		m.Rows = append(m.Rows, admin.TenantUserRow{ID: u.ID, Name: r.Name, Email: r.Email, Role: r.Role, LastSignIn: r.LastSignIn, Disabled: r.Disabled})
 	}
-	return m, nil
+	return m, s.markTenantUsersMFA(c.Request().Context(), t, m.Rows) // portal_mfa_admin.go
 }
 
 // actAsStart lets a platform admin act as the tenant's admin, with a reason, on the record in

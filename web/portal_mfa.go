@@ -219,6 +219,11 @@ func (s *Server) portalMFASubmit(c echo.Context) error {
 	case err != nil:
 		return err
 	}
+	// The session starts now: only now is the user signed in (tenantauth.SignIn recorded the
+	// password as accepted).
+	if err := s.tenantAuth().SessionStarted(ctx, a.tenant.ID, p.user, addr, "totp"); err != nil {
+		return err
+	}
 	p.sess.Values = map[any]any{}
 	if err := s.saveSession(c, p.sess); err != nil {
 		return err

@@ -287,6 +287,9 @@ func (s *Server) renderPortalUsers(c echo.Context, status int, adjust func(*port
 	for _, i := range invites {
 		m.Invites = append(m.Invites, portal.Invitation{Email: i.Email, Role: string(i.Role), Expires: i.ExpiresAt.UTC().Format(dateFormat + " 15:04 MST")})
 	}
+	if err := s.markPortalMFA(ctx, a.tenant.ID, m.Rows); err != nil { // portal_mfa_admin.go
+		return err
+	}
 	adjust(&m)
 	frame := portalFrame(a)
 	frame.Nav = "users"

@@ -2,11 +2,15 @@ package admin
 
 // TenantUserRow is one user of a tenant, as the platform admin sees it.
 type TenantUserRow struct {
+	ID         int64
 	Name       string
 	Email      string
 	Role       string
 	LastSignIn string
 	Disabled   bool
+	// MFA says the user has a second factor; ResetURL is where its reset posts.
+	MFA      bool
+	ResetURL string
 }
 
 // ActAsForm is the "act as tenant admin" form with the reason typed and its error.
