@@ -19,6 +19,7 @@ import (
 	"github.com/tenantry/tenantry/internal/db/dbtest"
 	"github.com/tenantry/tenantry/internal/keys"
 	"github.com/tenantry/tenantry/internal/provisioning"
+	"github.com/tenantry/tenantry/internal/templates"
 	"github.com/tenantry/tenantry/internal/validation"
 )
 
@@ -478,3 +479,44 @@ func TestStartRefusesBadRequests(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestRunFromTemplate: a run from a template gets the template's plan, its quota limits and
+// its version recorded on the tenant (which is how its settings apply), and its seed dataset.
+func TestRunFromTemplate(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.workers()
+	ctx := context.Background()
+	tpl, err := templates.NewService(b.d).Create(ctx, "test", templates.Input{Name: "Prov Test " + uniqueSlug("tpl"), TenantType: "company",
+		Industry: "technology", Compliance: templates.ComplianceNone, PlanKey: "professional", SeedDataset: "empty",
+		Quotas: map[string]templates.QuotaLimit{"seats": {Soft: 7, Hard: 9}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.svc.Start(ctx, provisioning.Request{Name: "Templated", Slug: uniqueSlug("tpl"), TemplateID: &tpl.ID, PlanKey: "free",
+		AdminEmail: "a@templated.example.com", Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.TemplateVersionID == nil || *r.TemplateVersionID != tpl.Latest.ID || r.PlanKey != "professional" {
+		t.Fatalf("run records version %v plan %s, want %d professional", r.TemplateVersionID, r.PlanKey, tpl.Latest.ID)
+	}
+	r = b.wait(r.ID, provisioning.StateDone, provisioning.StateFailed)
+	if r.State != provisioning.StateDone {
+		t.Fatalf("run %s: %s", r.State, r.Error)
+	}
+	var version int64
+	var plan string
+	if err := b.d.AppPool.QueryRow(ctx, "SELECT template_version_id, plan_key FROM tenantry.tenants WHERE id = $1", *r.TenantID).Scan(&version, &plan); err != nil {
+		t.Fatal(err)
+	}
+	if version != tpl.Latest.ID || plan != "professional" {
+		t.Errorf("tenant: version %d plan %s", version, plan)
+	}
+	if n := b.count("SELECT hard_limit FROM tenantry.quota_limits WHERE tenant_id = $1 AND dimension = 'seats'", *r.TenantID); n != 9 {
+		t.Errorf("seats hard limit %d, want the template's 9", n)
+	}
+	if got := b.traces(r, *r.TenantID); got.Projects != 0 || got.Quotas != 6 {
+		t.Errorf("empty seed dataset / quotas: %+v", got)
+	}
+}
