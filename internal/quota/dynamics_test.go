@@ -87,7 +87,9 @@ func TestGrantStartAndExpiry(t *testing.T) {
 	if r.Used != 14 || r.Remaining != 1 {
 		t.Fatalf("within the grant: %+v", r)
 	}
-	mustConsume(t, svc, tn.ID, "api_requests", 2, false) // 16 > 15
+	if r := mustConsume(t, svc, tn.ID, "api_requests", 2, false); r.Remaining != 1 { // 16 > 15
+		t.Fatalf("denied within the grant: remaining %d, want 1", r.Remaining)
+	}
 	mustConsume(t, svc, tn.ID, "api_requests", 1, true)
 	if l, _ := svc.Limit(ctx, tn.ID, "api_requests"); l.Grants != 5 || l.Effective != 15 || l.Remaining != 0 {
 		t.Fatalf("during the grant: %+v", l)

@@ -647,10 +647,8 @@ func (s *Service) Consume(ctx context.Context, tenantID int64, dimension string,
 			return s.refreshDenial(ctx, d, tenantID, idempotencyKey, unit)
 		}
 		r := result(d, *allowed, *used, *soft, *hard, start.Time)
-		if *allowed {
-			// Granted beyond the hard limit: by a grant or the burst allowance.
-			r.Remaining = max(0, *allowance-*used)
-		}
+		// What may still be consumed counts the active grants and an open or unused burst window.
+		r.Remaining = max(0, *allowance-*used)
 		return r, nil
 	}
 }
