@@ -206,3 +206,40 @@ func TestPortalMFAResetByTenantAdmin(t *testing.T) {
 		}
 	}
 }
+
+// TestPortalMFAResetWhileActingAs: a platform admin acting as the tenant's admin resets a user's
+// factor from the portal (both chains record it) and has no account page of their own there.
+func TestPortalMFAResetWhileActingAs(t *testing.T) {
+	b, k := withKeyService(t)
+	ctx := context.Background()
+	tn := b.portalTenant(t, "actr", "Acting Reset Co")
+	if err := k.Create(ctx, nil, tn.ID); err != nil {
+		t.Fatal(err)
+	}
+	mem := b.tenantUser(t, tn, "mae@actr.example", tenantauth.RoleMember)
+	enrolDirect(t, b, k, tn, mem)
+	admin := b.user(t, identity.RoleAdmin)
+	ac := b.client(t)
+	ac.signIn(admin.Email)
+	usersTab := "/admin/tenants/" + tn.Slug + "/users"
+	base := "/t/" + tn.Slug
+	res, body := ac.post(base+"/act-as", url.Values{"_csrf": {ac.token(usersTab)}, "reason": {"Ticket 99: user lost their phone"}})
+	wantRedirect(t, res, body, base)
+	if res, _ := ac.get(base + "/account"); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("acting admin's account page: %d, want 403", res.StatusCode)
+	}
+	if parse(t, ac.getBody(base)).Find(`[data-testid="portal-account"]`).Length() != 0 {
+		t.Fatal("the header links an acting admin to an account page")
+	}
+	res, body = ac.post(base+"/users/"+strconv.FormatInt(mem.ID, 10)+"/mfa-reset", url.Values{"_csrf": {ac.token(base + "/users")}})
+	wantRedirect(t, res, body, base+"/users")
+	if enrolled(t, b, tn, mem) {
+		t.Fatal("still enrolled")
+	}
+	if es := tenantEvents(t, b, tn); es[0].Action != "user.mfa_reset" || es[0].Actor != "platform:"+admin.Email {
+		t.Fatalf("tenant event %+v", es[0])
+	}
+	if acts := platformActions(t, b, tn); !slices.Contains(acts, "tenant.user_mfa_reset by "+admin.Email) {
+		t.Fatalf("platform chain: %v", acts)
+	}
+}
