@@ -128,6 +128,9 @@ func (s *Server) lifecycleTab(c echo.Context, t tenant.Tenant) (admin.LifecycleP
 		for _, msg := range msgs {
 			r := admin.LifecycleMessageRow{ID: msg.ID, Label: lifecycle.MessageLabels[msg.Key], Scheduled: fmtTime(msg.ScheduledAt),
 				Subject: msg.Subject, Recipients: msg.Recipients}
+			if subj, _, err := lc.Preview(ctx, t, msg); err == nil {
+				r.Subject = subj
+			}
 			d := del[msg.ID]
 			switch {
 			case msg.SentAt != nil:
@@ -490,6 +493,9 @@ func (s *Server) lifecycleMessageEdit(c echo.Context) error {
 		if m.ID == id && m.SentAt == nil && !m.Skipped {
 			form := admin.LifecycleMessageForm{ID: m.ID, Label: lifecycle.MessageLabels[m.Key], Subject: m.Subject, Body: m.Body,
 				ScheduledAt: m.ScheduledAt.UTC().Format("2006-01-02T15:04"), Action: lifecycleURL(t) + "/messages/" + c.Param("id")}
+			if form.PreviewSubject, form.PreviewBody, err = s.lifecycle.Preview(c.Request().Context(), t, m); err != nil {
+				return err
+			}
 			return s.renderTenant(c, http.StatusOK, "lifecycle", func(d *admin.TenantDetail) { d.Lifecycle.Edit = &form })
 		}
 	}

@@ -323,6 +323,9 @@ func TestLifecycleAdminActions(t *testing.T) {
 	if form.Length() != 1 {
 		t.Fatal("no edit form")
 	}
+	if pv := form.Find(`[data-testid="message-preview"]`).Text(); !strings.Contains(pv, tn.Name+" closes in 7 days") || !strings.Contains(pv, "Shop closed") {
+		t.Fatalf("preview %q", pv)
+	}
 	res, body := ac.post(edit, url.Values{"subject": {"{{.Nope}} closes"}, "body": {"x"}, "scheduled_at": {"2031-03-15T09:00"}, "_csrf": {ac.token(tab)}})
 	if res.StatusCode != http.StatusUnprocessableEntity || parse(t, body).Find(`[data-testid="error-subject"]`).Length() != 1 {
 		t.Fatalf("broken template: %d", res.StatusCode)
@@ -332,7 +335,7 @@ func TestLifecycleAdminActions(t *testing.T) {
 		t.Fatalf("save message: %d", res.StatusCode)
 	}
 	row := parse(t, ac.getBody(tab)).Find(`[data-testid="message-` + strconv.FormatInt(t7.ID, 10) + `"]`).Text()
-	if !strings.Contains(row, "One week left for {{.Tenant}}") || !strings.Contains(row, "15 Mar 2031 09:00 UTC") {
+	if !strings.Contains(row, "One week left for "+tn.Name) || !strings.Contains(row, "15 Mar 2031 09:00 UTC") {
 		t.Fatalf("edited row %q", row)
 	}
 	// The already sent start message cannot be edited.

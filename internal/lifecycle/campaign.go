@@ -250,6 +250,26 @@ type recipient struct {
 	Name  string
 }
 
+// Preview renders a campaign message as its recipients will read it.
+func (s *Service) Preview(ctx context.Context, t tenant.Tenant, m Message) (subject, body string, err error) {
+	p, _, err := s.PlanOf(ctx, t.ID)
+	if err != nil {
+		return "", "", err
+	}
+	d := dataFor(t, p)
+	if subject, err = render(m.Subject, d); err != nil {
+		return "", "", err
+	}
+	body, err = render(m.Body, d)
+	return subject, body, err
+}
+
+func dataFor(t tenant.Tenant, p Plan) messageData {
+	return messageData{Tenant: t.Name, Reason: p.Reason, Contact: p.Policy.ContactEmail,
+		DegradeDate: p.DegradeAt.Format(dateLayout), SuspendDate: p.SuspendAt.Format(dateLayout),
+		ExportKeepDays: p.Policy.ExportKeepDays, RetentionDays: p.Policy.RetentionDays, Notice: p.NoticeDays}
+}
+
 func (s *Service) send(ctx context.Context, t tenant.Tenant, m Message) error {
 	p, _, err := s.PlanOf(ctx, t.ID)
 	if err != nil {
@@ -262,9 +282,7 @@ func (s *Service) send(ctx context.Context, t tenant.Tenant, m Message) error {
 	if err != nil && !missingPlane(err) {
 		return err
 	}
-	d := messageData{Tenant: t.Name, Reason: p.Reason, Contact: p.Policy.ContactEmail,
-		DegradeDate: p.DegradeAt.Format(dateLayout), SuspendDate: p.SuspendAt.Format(dateLayout),
-		ExportKeepDays: p.Policy.ExportKeepDays, RetentionDays: p.Policy.RetentionDays, Notice: p.NoticeDays}
+	d := dataFor(t, p)
 	subject, err := render(m.Subject, d)
 	if err != nil {
 		return err

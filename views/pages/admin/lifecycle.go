@@ -97,7 +97,7 @@ type LifecycleMessageRow struct {
 	ID         int64
 	Label      string
 	Scheduled  string
-	Subject    string
+	Subject    string // as recipients read it
 	Status     string // scheduled, sent, dropped
 	Recipients int
 	Delivery   string // "2 sent, 1 pending"
@@ -112,6 +112,9 @@ type LifecycleMessageForm struct {
 	Body        string
 	ScheduledAt string // datetime-local, UTC
 	Action      string
+	// PreviewSubject and PreviewBody show the saved message as recipients will read it.
+	PreviewSubject string
+	PreviewBody    string
 	Errors      map[string]string
 }
 
