@@ -68,7 +68,8 @@ func crashChild() int {
 // of a step (after its effect); a new worker and Resume complete the run with one schema, one
 // invitation and one invitation e-mail.
 func TestResumeAfterKill(t *testing.T) {
-	t.Parallel()
+	// Not parallel: Resume queues every unfinished run of the package database, and other
+	// tests' runs must not be taken over by this test's workers and their faults.
 	for _, dieAt := range []string{provisioning.StepSchema, provisioning.StepAdmin} {
 		t.Run(strings.ReplaceAll(dieAt, " ", "_"), func(t *testing.T) {
 			b := setup(t)

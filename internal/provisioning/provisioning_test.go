@@ -214,7 +214,8 @@ func TestRunCompletes(t *testing.T) {
 // run completes with one schema, one invitation and one invitation e-mail, and the interrupted
 // step was attempted again.
 func TestResumeAfterCrash(t *testing.T) {
-	t.Parallel()
+	// Not parallel: Resume queues every unfinished run of the package database, and other
+	// tests' runs must not be taken over by this test's workers and their faults.
 	for _, crashAt := range []string{provisioning.StepSchema, provisioning.StepKey, provisioning.StepAdmin, provisioning.StepSeed, provisioning.StepNotify} {
 		t.Run(strings.ReplaceAll(crashAt, " ", "_"), func(t *testing.T) {
 			b := setup(t)
@@ -415,13 +416,12 @@ func TestCancelCompensates(t *testing.T) {
 	if r.TenantID != nil {
 		t.Errorf("run still points at tenant %d", *r.TenantID)
 	}
+	// Steps 1–8 ran: each is compensated. Activate and notify may have run before the cancel
+	// got its turn (then they are compensated too) or not (then they stay pending).
 	for _, st := range r.Steps {
-		want := provisioning.StepCompensated
-		if st.Position > 8 {
-			want = provisioning.StepPending
-		}
-		if st.State != want {
-			t.Errorf("step %s = %s, want %s", st.Name, st.State, want)
+		ok := st.State == provisioning.StepCompensated || (st.Position > 8 && st.State == provisioning.StepPending && st.Attempts == 0)
+		if !ok {
+			t.Errorf("step %s = %s after %d attempts", st.Name, st.State, st.Attempts)
 		}
 	}
 	if n := b.count("SELECT count(*) FROM tenantry.audit_events WHERE tenant_id = $1 AND action = 'provisioning.cancelled'", tenantID); n != 1 {
