@@ -179,6 +179,7 @@ bench:
 	go test -run '^$$' -bench . ./internal/keys/ ./internal/db/tenantscope/
 	go test -run '^$$' -bench MigrateAllTenants -benchtime 3x -timeout 30m ./internal/db/
 	go test -run '^$$' -bench TenantPlaneCreate -benchtime 20x -timeout 60m ./internal/db/
+	go test -run '^$$' -bench Generate100k -benchtime 1x -timeout 30m ./internal/billing/
 	go test -run '^$$' -bench 'Export1M|Purge20Tables' -benchtime 3x -timeout 30m ./internal/lifecycle/
 	go test -run '^$$' -bench OutboxDelivery -benchtime 3000x ./internal/mail/
 	go test -run '^$$' -bench SignupToPortal -benchtime 15x ./web/
