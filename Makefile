@@ -175,6 +175,7 @@ bench:
 	go test -run '^$$' -bench ConsumeAPI -benchtime 5s ./web/
 	go test -run '^$$' -bench FlagsAPI -benchtime 5000x ./web/
 	go test -run '^$$' -bench Consume -benchtime 3s ./internal/quota/
+	go test -run '^$$' -bench EvaluateAlerts -benchtime 20x ./internal/quota/
 	go test -run '^$$' -bench Hierarchy100k -benchtime 500x -timeout 20m ./internal/settings/
 	go test -run '^$$' -bench . ./internal/keys/ ./internal/db/tenantscope/
 	go test -run '^$$' -bench MigrateAllTenants -benchtime 3x -timeout 30m ./internal/db/
