@@ -446,3 +446,37 @@ func TestLifecyclePolicies(t *testing.T) {
 		t.Fatalf("remove override: %d, retention %d", res.StatusCode, p.RetentionDays)
 	}
 }
+
+// TestSuspendedAPIKeyNamesReason: while suspended (before the export revokes keys), an API key is
+// refused with the decommissioning's reason and the contact address.
+func TestSuspendedAPIKeyNamesReason(t *testing.T) {
+	b := setupLifecycle(t)
+	ctx := context.Background()
+	tn := b.apiTenant(t)
+	issued, err := apikeys.NewService(b.db).Create(ctx, "test", tn.ID, "svc", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.lc.Start(ctx, "ops", tn.ID, lifecycle.StartInput{Reason: "Fraud investigation", NoticeDays: 5}); err != nil {
+		t.Fatal(err)
+	}
+	// Suspended, its export not run yet (no worker in this test).
+	b.mu.Lock()
+	b.now = b.now.Add(6 * 24 * time.Hour)
+	b.mu.Unlock()
+	if _, err := b.lc.SendDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.lc.Advance(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.state(t, tn.ID); s != "suspended" {
+		t.Fatalf("state %s", s)
+	}
+	res, body := b.apiCall(t, http.MethodGet, "/api/v1/tenant", issued.FullKey, nil)
+	e := apiCode(t, body)
+	if res.StatusCode != http.StatusForbidden || e.Error.Code != "tenant_not_serving" || !strings.Contains(e.Error.Message, "Fraud investigation") ||
+		!strings.Contains(e.Error.Message, "support@tenantry.example") {
+		t.Fatalf("suspended key: %d %s", res.StatusCode, body)
+	}
+}

@@ -475,6 +475,11 @@ func (s *Service) DeleteExpiredExports(ctx context.Context) (int, error) {
 	return len(es), nil
 }
 
+// Advance takes every step that is due, like Tick, but runs no export: a tenant reaching
+// suspension gets its export requested (for the export worker) and stays suspended until it is
+// done.
+func (s *Service) Advance(ctx context.Context) error { return s.advance(ctx) }
+
 func (s *Service) advance(ctx context.Context) error {
 	var plans []Plan
 	if err := s.d.App.WithContext(ctx).Where("cancelled_at IS NULL AND purged_at IS NULL").Order("tenant_id").Find(&plans).Error; err != nil {
