@@ -1,6 +1,7 @@
 package web
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"math"
@@ -11,7 +12,9 @@ import (
 	"sync"
 
 	"github.com/labstack/echo/v4"
+	"gorm.io/gorm"
 
+	"github.com/tenantry/tenantry/internal/db"
 	"github.com/tenantry/tenantry/internal/signup"
 	"github.com/tenantry/tenantry/internal/tenantauth"
 	"github.com/tenantry/tenantry/internal/validation"
@@ -279,7 +282,9 @@ func (s *Server) renderPortalUsers(c echo.Context, status int, adjust func(*port
 			Disabled: r.Disabled, Self: u.ID == me, LastAdmin: admins <= 1 && u.IsAdmin() && u.Active()})
 	}
 	m.Pager = components.PaginationProps{Page: q.Page, Pages: pages(total, q.PerPage), Total: total, Noun: "users",
-		URL: func(p int) string { return a.url("/users") + "?" + url.Values{"q": {q.Search}, "page": {strconv.Itoa(p)}}.Encode() }}
+		URL: func(p int) string {
+			return a.url("/users") + "?" + url.Values{"q": {q.Search}, "page": {strconv.Itoa(p)}}.Encode()
+		}}
 	invites, err := s.tenantAuth().OpenInvitations(ctx, a.tenant.ID)
 	if err != nil {
 		return err
@@ -299,8 +304,28 @@ func (s *Server) renderPortalUsers(c echo.Context, status int, adjust func(*port
 // portalInvite invites a person by e-mail with a role; the e-mail carries a single-use link.
 func (s *Server) portalInvite(c echo.Context) error {
 	a := currentPortal(c)
-	in := tenantauth.NewInvitation{Email: c.FormValue("email"), Role: tenantauth.Role(c.FormValue("role")), BaseURL: signupBaseURL(c)}
-	inv, err := s.tenantAuth().Invite(c.Request().Context(), a.tenant, a.actor(), in)
+	ctx := c.Request().Context()
+	look, err := s.signups().TenantLook(ctx, a.tenant)
+	if err != nil {
+		return err
+	}
+	nonce := make([]byte, 12)
+	if _, err := rand.Read(nonce); err != nil {
+		return err
+	}
+	in := tenantauth.NewInvitation{Email: c.FormValue("email"), Role: tenantauth.Role(c.FormValue("role")), BaseURL: signupBaseURL(c),
+		DedupKey: fmt.Sprintf("invitation:%d:portal:%x", a.tenant.ID, nonce)}
+	var inv tenantauth.Invitation
+	// The e-mail is queued and drawn in the tenant's look in the same transaction.
+	err = s.db.InTenant(ctx, a.tenant.ID, func(tx *gorm.DB) error {
+		var err error
+		if inv, err = tenantauth.InviteTx(tx, a.tenant, a.actor(), in); err != nil {
+			return err
+		}
+		return db.AsPlatform(tx, func(ptx *gorm.DB) error {
+			return s.signups().WithBaseURL(signupBaseURL(c)).BrandInvitationTx(ptx, look, in.DedupKey, string(inv.Role), inv.ExpiresAt)
+		})
+	})
 	if errors.Is(err, validation.ErrInvalid) {
 		return s.renderPortalUsers(c, http.StatusUnprocessableEntity, func(m *portal.Users) {
 			m.Form, m.Refocus = portal.InviteForm{Email: in.Email, Role: string(in.Role), Errors: validation.Fields(err)}, true
@@ -404,7 +429,9 @@ func (s *Server) portalAudit(c echo.Context) error {
 		m.Rows = append(m.Rows, portal.AuditRow{At: e.CreatedAt.UTC().Format(dateFormat + " 15:04:05 MST"), Actor: e.Actor, Action: e.Action, Target: e.Target, Detail: detail})
 	}
 	m.Pager = components.PaginationProps{Page: pageNo, Pages: pages(total, per), Total: total, Noun: "events",
-		URL: func(p int) string { return a.url("/audit") + "?" + url.Values{"q": {q}, "page": {strconv.Itoa(p)}}.Encode() }}
+		URL: func(p int) string {
+			return a.url("/audit") + "?" + url.Values{"q": {q}, "page": {strconv.Itoa(p)}}.Encode()
+		}}
 	frame := portalFrame(a)
 	frame.Nav = "audit"
 	return s.render(c, http.StatusOK, page{Title: "Audit trail · " + a.tenant.Name, Content: portal.AuditPage(m), Portal: frame})

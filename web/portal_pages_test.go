@@ -75,12 +75,23 @@ func TestPortalUserManagement(t *testing.T) {
 	if res.StatusCode != http.StatusUnprocessableEntity || parse(t, body).Find(`[data-testid="error-email"]`).Length() != 1 {
 		t.Fatalf("bad invitation: %d", res.StatusCode)
 	}
+	tenants := tenant.NewService(b.db, slog.New(slog.DiscardHandler))
+	if _, err := settings.NewService(b.db.App, tenants).Set(context.Background(), "test", &a, "branding.primary_colour", "#be123c", false); err != nil {
+		t.Fatal(err)
+	}
 	res, body = ann.post(base+"/invitations", url.Values{"_csrf": {tok}, "email": {"new@alpha.example"}, "role": {"admin"}})
 	wantRedirect(t, res, body, base+"/users")
 	var n int64
 	b.db.App.Raw("SELECT count(*) FROM tenantry.mail_outbox WHERE kind = 'invitation' AND to_addr = 'new@alpha.example' AND tenant_id = ?", a.ID).Scan(&n)
 	if n != 1 {
 		t.Fatalf("%d invitation e-mails", n)
+	}
+	// Drawn in the tenant's look, with the single-use link in both parts.
+	var inv struct{ Subject, TextBody, HTMLBody string }
+	b.db.App.Raw("SELECT subject, text_body, html_body FROM tenantry.mail_outbox WHERE kind = 'invitation' AND to_addr = 'new@alpha.example'").Scan(&inv)
+	if !strings.Contains(inv.Subject, "Alpha Rentals") || !strings.Contains(inv.HTMLBody, "#be123c") || !strings.Contains(inv.HTMLBody, "Alpha Rentals") ||
+		!strings.Contains(inv.HTMLBody, base+"/invitations/") || !strings.Contains(inv.TextBody, base+"/invitations/") {
+		t.Fatalf("invitation e-mail not branded: %+v", inv)
 	}
 	if parse(t, ann.getBody(base+"/users")).Find(`[data-testid="invitation-row"][data-email="new@alpha.example"]`).Length() != 1 {
 		t.Error("open invitation not listed")
