@@ -68,13 +68,17 @@ func (s *Server) lifecyclePortalGuard(next echo.HandlerFunc) echo.HandlerFunc {
 			if !ok { // put in this state without a dated plan (imported, demo data): still enforced
 				note = lifecycleNote{reason: "no reason recorded", contact: "your provider", degradeAt: "now", suspendAt: "a date not set yet"}
 			}
+			exportHref := ""
+			if a.isAdmin() {
+				exportHref = a.url("/export")
+			}
 			if t.State == lifecycle.Notice {
 				a.banner = public.LifecycleBanner(t.Name+" is being decommissioned.",
-					"Reason: "+note.reason+". From "+note.degradeAt+" it becomes read-only; on "+note.suspendAt+" sign-in and API access end. Questions: "+note.contact+".")
+					"Reason: "+note.reason+". From "+note.degradeAt+" it becomes read-only; on "+note.suspendAt+" sign-in and API access end. Questions: "+note.contact+".", exportHref)
 				return next(c)
 			}
 			a.banner = public.LifecycleBanner(t.Name+" is read-only.",
-				"Reason: "+note.reason+". Changes are refused; on "+note.suspendAt+" sign-in and API access end. Export your data before then. Questions: "+note.contact+".")
+				"Reason: "+note.reason+". Changes are refused; on "+note.suspendAt+" sign-in and API access end. Export your data before then. Questions: "+note.contact+".", exportHref)
 			rel := strings.TrimPrefix(c.Path(), "/t/:slug")
 			if safeMethod(c.Request().Method) || allowedWhileReadOnly(rel) {
 				return next(c)

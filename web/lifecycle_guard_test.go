@@ -146,6 +146,9 @@ func TestLifecycleDegradation(t *testing.T) {
 	if banner := home.Find(`[data-testid="lifecycle-banner"]`).Text(); !strings.Contains(banner, "read-only") {
 		t.Fatalf("read-only banner %q", banner)
 	}
+	if href, _ := home.Find(`[data-testid="lifecycle-banner-export"]`).Attr("href"); href != "/t/"+tn.Slug+"/export" {
+		t.Fatalf("tenant admin's banner links the export page at %q", href)
+	}
 	res, body = uc.post("/t/"+tn.Slug+"/users", url.Values{"email": {"new@acme.example"}, "name": {"New"}, "role": {"member"},
 		"password": {password}, "_csrf": {uc.token("/t/" + tn.Slug)}})
 	if res.StatusCode != http.StatusLocked || !strings.Contains(body, "read-only") || !strings.Contains(body, "support@tenantry.example") {
