@@ -26,6 +26,7 @@ var billingCrumb = layouts.Crumb{Label: "Billing", Href: "/admin/billing"}
 func (s *Server) billingRoutes(g *echo.Group) {
 	g.GET("/billing", s.billingList)
 	g.POST("/billing/generate", s.billingGenerate)
+	g.POST("/billing/issue-drafts", s.billingIssueDrafts)
 	g.GET("/billing/plans", s.billingPlans)
 	g.GET("/billing/plans/:key", s.billingPlans)
 	g.POST("/billing/plans/:key", s.billingPlanSave)
@@ -96,6 +97,14 @@ func (s *Server) renderBillingList(c echo.Context, status int, month, monthErr s
 	if m.Pages < 1 {
 		m.Pages = 1
 	}
+	if q.Period != "" && m.CanWrite {
+		_, drafts, err := s.billing().List(c.Request().Context(), billing.ListQuery{Period: q.Period, Status: billing.StatusDraft, PerPage: 1})
+		if err != nil {
+			return err
+		}
+		pm, _ := billing.ParseMonth(q.Period)
+		m.Drafts, m.DraftsMonth = drafts.Count, pm.Format("January 2006")
+	}
 	if m.Rows, err = s.invoiceRows(c, invs); err != nil {
 		return err
 	}
@@ -126,6 +135,22 @@ func (s *Server) billingGenerate(c echo.Context) error {
 		msg += fmt.Sprintf(", %d already existed and were left as they were", res.Existing)
 	}
 	s.flash(c, "success", msg+".")
+	return redirect(c, "/admin/billing?period="+month.Format("2006-01"))
+}
+
+// billingIssueDrafts issues every draft of one month.
+func (s *Server) billingIssueDrafts(c echo.Context) error {
+	month, err := billing.ParseMonth(c.FormValue("month"))
+	if err != nil {
+		s.flash(c, "error", "Nothing issued: choose a month first (filter the list by month).")
+		return redirect(c, "/admin/billing")
+	}
+	u, _ := currentUser(c)
+	n, err := s.billing().IssueAll(c.Request().Context(), u.Email, month)
+	if err != nil {
+		return err
+	}
+	s.flash(c, "success", fmt.Sprintf("%s: %d %s issued.", month.Format("January 2006"), n, billingPlural(n, "invoice", "invoices")))
 	return redirect(c, "/admin/billing?period="+month.Format("2006-01"))
 }
 

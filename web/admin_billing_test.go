@@ -154,6 +154,11 @@ func TestAdminBilling(t *testing.T) {
 		t.Fatalf("second generate: %d, %d invoices", res.StatusCode, countRows(t, b, "SELECT count(*) FROM tenantry.invoices"))
 	}
 
+	// Filtered to the month, the list offers to issue its drafts.
+	_, body = c.get("/admin/billing?period=" + last.Format("2006-01"))
+	if got := parse(t, body).Find(`[data-testid="drafts-count"]`).Text(); got != "1" {
+		t.Fatalf("drafts offered: %q", got)
+	}
 	// The list finds it by a tenant on it; a filter with no match says so.
 	_, body = c.get("/admin/billing?q=acme-child")
 	doc = parse(t, body)

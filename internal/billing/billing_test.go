@@ -298,6 +298,24 @@ func TestGenerateIsIdempotent(t *testing.T) {
 	if err := d.OwnerPool.QueryRow(ctx, "SELECT count(*) FROM tenantry.audit_events WHERE action = 'invoices.generated'").Scan(&n); err != nil || n != 2 {
 		t.Fatalf("%d generation events (%v), want 2", n, err)
 	}
+
+	// Issue all of October's drafts at once: both, then none; due dates from each account's terms.
+	if _, err := s.SaveAccount(ctx, "test", f.beta, billing.AccountInput{Name: "Beta", Currency: "USD", Terms: "7"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.IssueAll(ctx, "test", time.Date(2025, 10, 1, 0, 0, 0, 0, time.UTC)); err != nil || n != 2 {
+		t.Fatalf("issue all: %d %v", n, err)
+	}
+	if n, err := s.IssueAll(ctx, "test", time.Date(2025, 10, 1, 0, 0, 0, 0, time.UTC)); err != nil || n != 0 {
+		t.Fatalf("issue all again: %d %v", n, err)
+	}
+	h, b := invoiceOf(t, s, f.holding, "2025-10"), invoiceOf(t, s, f.beta, "2025-10")
+	if h.Status != billing.StatusIssued || h.DueDate.Format(time.DateOnly) != "2025-12-01" || b.DueDate.Format(time.DateOnly) != "2025-11-08" || h.IssuedAt == nil {
+		t.Fatalf("after issue all: %s due %s, beta due %s", h.Status, h.DueDate.Format(time.DateOnly), b.DueDate.Format(time.DateOnly))
+	}
+	if n := invoiceOf(t, s, f.holding, "2025-09"); n.Status != billing.StatusDraft {
+		t.Fatalf("September invoice touched: %s", n.Status)
+	}
 }
 
 func TestIssuePayAndOverdue(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -168,21 +169,67 @@ func (s *Service) Issue(ctx context.Context, actor string, id int64) (Invoice, e
 			"due_date": inv.DueDate, "issued_at": now, "paid_at": inv.PaidAt, "updated_at": now}).Error; err != nil {
 			return err
 		}
-		if inv.AccountEmail != "" {
-			tid := inv.TenantID
-			_, err := mail.Enqueue(tx, mail.Message{TenantID: &tid, Kind: "billing.invoice_issued", DedupKey: "invoice-issued-" + strconv.FormatInt(inv.ID, 10),
-				To: inv.AccountEmail, Subject: fmt.Sprintf("Invoice %s for %s", inv.Number, inv.Period()),
-				Text: fmt.Sprintf("Hello %s,\n\ninvoice %s for %s is issued: %s %s, due on %s.\n", inv.AccountName, inv.Number, inv.Period(),
-					Money(inv.Total), inv.Currency, inv.DueDate.Format("2 January 2006"))})
-			if err != nil && !errors.Is(err, validation.ErrInvalid) { // a bad stored address must not block issuing
-				return err
-			}
+		if err := issueNotice(tx, inv); err != nil {
+			return err
 		}
 		tid := inv.TenantID
 		return record(tx, actor, "invoice.issued", "invoice:"+inv.Number, &tid, map[string]any{
 			"status": inv.Status, "issue_date": inv.IssueDate.Format(time.DateOnly), "due_date": inv.DueDate.Format(time.DateOnly), "total": Money(inv.Total)})
 	})
 	return inv, err
+}
+
+// issueNotice queues the "invoice issued" e-mail to the account's address, when it has one.
+func issueNotice(tx *gorm.DB, inv Invoice) error {
+	if inv.AccountEmail == "" {
+		return nil
+	}
+	tid := inv.TenantID
+	_, err := mail.Enqueue(tx, mail.Message{TenantID: &tid, Kind: "billing.invoice_issued", DedupKey: "invoice-issued-" + strconv.FormatInt(inv.ID, 10),
+		To: inv.AccountEmail, Subject: fmt.Sprintf("Invoice %s for %s", inv.Number, inv.Period()),
+		Text: fmt.Sprintf("Hello %s,\n\ninvoice %s for %s is issued: %s %s, due on %s.\n", inv.AccountName, inv.Number, inv.Period(),
+			Money(inv.Total), inv.Currency, inv.DueDate.Format("2 January 2006"))})
+	if err != nil && !errors.Is(err, validation.ErrInvalid) { // a bad stored address must not block issuing
+		return err
+	}
+	return nil
+}
+
+// IssueAll issues every draft of the month that starts at month, as Issue does one by one, in
+// one transaction with one UPDATE, and returns how many it issued. One audit event lists them.
+func (s *Service) IssueAll(ctx context.Context, actor string, month time.Time) (int, error) {
+	start := MonthStart(month)
+	now := s.now().UTC()
+	today := s.today()
+	n := 0
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var issued []Invoice
+		err := tx.Raw(`UPDATE tenantry.invoices i
+			   SET status = CASE WHEN i.total = 0 THEN 'paid' ELSE 'issued' END,
+			       issue_date = ?::date, due_date = ?::date + a.payment_terms_days,
+			       issued_at = ?, paid_at = CASE WHEN i.total = 0 THEN ?::timestamptz END, updated_at = ?
+			  FROM tenantry.billing_accounts a
+			 WHERE a.id = i.account_id AND i.status = 'draft' AND i.period_start = ?
+			RETURNING i.*`, today, today, now, now, now, start).Scan(&issued).Error
+		if err != nil {
+			return err
+		}
+		n = len(issued)
+		if n == 0 {
+			return nil
+		}
+		numbers := make([]string, n)
+		for i, inv := range issued {
+			numbers[i] = inv.Number
+			if err := issueNotice(tx, inv); err != nil {
+				return err
+			}
+		}
+		sort.Strings(numbers)
+		return record(tx, actor, "invoices.issued", "period:"+start.Format("2006-01"), nil, map[string]any{
+			"count": n, "issue_date": today.Format(time.DateOnly), "first": numbers[0], "last": numbers[n-1]})
+	})
+	return n, err
 }
 
 // Void cancels an invoice that has received no payment.

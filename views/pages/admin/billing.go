@@ -78,6 +78,9 @@ type BillingList struct {
 	Statuses []string
 	CanWrite bool
 	CSRF     string
+	// Drafts is how many invoices of the filtered month are drafts (0 without a month filter).
+	Drafts      int64
+	DraftsMonth string // the month in words
 	// Month is the generate form's month (YYYY-MM), by default the previous one.
 	Month      string
 	MonthError string
