@@ -75,15 +75,20 @@ func NewClient(pool *pgxpool.Pool, s *Service, workers int, log *slog.Logger) (*
 	return river.NewClient(riverpgxv5.New(pool), ClientConfig(s, workers, log))
 }
 
-// Resume queues a job for every run that is not finished (pending, running or cancelling), so
-// runs interrupted by a crash continue as soon as the server starts again rather than when River
-// rescues their stuck job. Extra jobs for a run wait for the run's lock and then find nothing to
+// Resume queues a job for every run that is not finished (pending, running or cancelling) and
+// has no job waiting to be worked, so runs interrupted by a crash continue as soon as the server
+// starts again rather than when River rescues their stuck job. Extra jobs for a run wait for the run's lock and then find nothing to
 // do. It returns how many runs it queued.
 func (s *Service) Resume(ctx context.Context) (int, error) {
 	n := 0
 	err := s.db.App.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var ids []int64
-		if err := tx.Model(&Run{}).Where("state IN ?", []string{StatePending, StateRunning, StateCancelling}).Order("id").Pluck("id", &ids).Error; err != nil {
+		// Runs whose job is still waiting to be worked need no second one.
+		err := tx.Model(&Run{}).Where("state IN ?", []string{StatePending, StateRunning, StateCancelling}).
+			Where(`NOT EXISTS (SELECT 1 FROM tenantry.river_job j WHERE j.kind = ? AND (j.args->>'run_id')::bigint = provisioning_runs.id
+				AND j.state IN ('available', 'scheduled', 'pending'))`, RunArgs{}.Kind()).
+			Order("id").Pluck("id", &ids).Error
+		if err != nil {
 			return err
 		}
 		for _, id := range ids {
