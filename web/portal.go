@@ -50,10 +50,10 @@ const (
 	keyPortalTenant   = "tid"
 	keyPortalUser     = "uid"
 	keyPortalEpoch    = "epoch"
-	keyActAsBy        = "act_by"     // platform user id
-	keyActAsReason    = "act_reason" // as recorded in the audit trails
-	keyActAsSince     = "act_since"  // unix seconds
-	keyPortalSeen     = "seen"       // unix seconds of the last activity, for the idle timeout
+	keyActAsBy        = "act_by"       // platform user id
+	keyActAsReason    = "act_reason"   // as recorded in the audit trails
+	keyActAsSince     = "act_since_us" // unix microseconds: names the act-as session in the audit trails
+	keyPortalSeen     = "seen"         // unix seconds of the last activity, for the idle timeout
 	ctxPortal         = "tenantry.portal"
 	ctxPortalHost     = "tenantry.portal_host"
 )
@@ -158,7 +158,7 @@ func (s *Server) loadPortalUser(next echo.HandlerFunc) echo.HandlerFunc {
 		if by, _ := sess.Values[keyActAsBy].(int64); by != 0 {
 			reason, _ := sess.Values[keyActAsReason].(string)
 			sinceUnix, _ := sess.Values[keyActAsSince].(int64)
-			since := time.Unix(sinceUnix, 0)
+			since := time.UnixMicro(sinceUnix)
 			pu, signedIn := currentUser(c)
 			how := ""
 			switch {

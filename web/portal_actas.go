@@ -60,7 +60,7 @@ func (s *Server) actAsStart(c echo.Context) error {
 		return err
 	}
 	err = s.startPortalSession(c, a.tenant.ID, map[any]any{
-		keyActAsBy: u.ID, keyActAsReason: reason, keyActAsSince: started.Unix()})
+		keyActAsBy: u.ID, keyActAsReason: reason, keyActAsSince: started.UnixMicro()})
 	if err != nil {
 		return err
 	}

@@ -50,7 +50,8 @@ func ValidateReason(reason string) (string, error) {
 // StartActing records that platform admin platformEmail starts acting as an admin of tenant
 // tenantID, for reason, in the tenant's trail and in the platform's. It refuses a closed tenant
 // (*ClosedError) and a missing or too short reason (validation error on "reason"), and returns
-// the reason as recorded and the start time, which the session keeps and StopActing is given
+// the reason as recorded and the start time (to the microsecond: it names the session in both
+// trails), which the session keeps and StopActing is given
 // back. Access must be granted only when it succeeds. Both trails get their event in one
 // transaction.
 func (s *Service) StartActing(ctx context.Context, tenantID int64, platformEmail, reason string) (string, time.Time, error) {
@@ -65,8 +66,8 @@ func (s *Service) StartActing(ctx context.Context, tenantID int64, platformEmail
 	if rerr != nil {
 		return "", time.Time{}, rerr
 	}
-	started := time.Now().UTC().Truncate(time.Second)
-	detail := audit.Detail(map[string]any{"reason": reason, "platform_user": platformEmail, "started_at": started.Unix()})
+	started := time.Now().UTC().Truncate(time.Microsecond)
+	detail := audit.Detail(map[string]any{"reason": reason, "platform_user": platformEmail, "started_at": started.UnixMicro()})
 	err = s.recordBoth(ctx, t, platformEmail, "act_as.started", "tenant.act_as_started", detail)
 	return reason, started, err
 }
@@ -106,12 +107,12 @@ func (s *Service) stopActing(ctx context.Context, tenantID int64, platformEmail,
 	}
 	detail := map[string]any{"reason": reason, "platform_user": platformEmail, "ended": how}
 	if !started.IsZero() {
-		detail["started_at"] = started.Unix()
+		detail["started_at"] = started.UnixMicro()
 		detail["duration_seconds"] = int64(min(now.Sub(started), ActAsMaxDuration).Seconds())
 		var n int64
 		err := s.db.App.WithContext(ctx).Model(&audit.Event{}).
 			Where("tenant_id = ? AND actor = ? AND action = ? AND detail->>'started_at' = ?",
-				t.ID, platformEmail, "tenant.act_as_stopped", fmt.Sprint(started.Unix())).Count(&n).Error
+				t.ID, platformEmail, "tenant.act_as_stopped", fmt.Sprint(started.UnixMicro())).Count(&n).Error
 		if err != nil || n > 0 {
 			return err
 		}
@@ -146,7 +147,7 @@ func (s *Service) SweepAbandonedActAs(ctx context.Context, now time.Time) (int, 
 		return 0, fmt.Errorf("tenantauth: find abandoned act-as sessions: %w", err)
 	}
 	for i, o := range sessions {
-		if err := s.stopActing(ctx, o.TenantID, o.Actor, o.Reason, EndExpired, time.Unix(o.Started, 0), now); err != nil {
+		if err := s.stopActing(ctx, o.TenantID, o.Actor, o.Reason, EndExpired, time.UnixMicro(o.Started), now); err != nil {
 			return i, err
 		}
 	}
