@@ -142,3 +142,14 @@ func (s *Server) approvalReject(c echo.Context) error {
 	s.flash(c, "success", "Rejected "+su.OrgName+"; "+su.Email+" receives the reason by e-mail.")
 	return redirect(c, "/admin/approvals")
 }
+
+// navPending counts what waits for a platform admin, for the badges in the menu: signups held
+// for approval (one count on an index). A failure only loses the badge.
+func (s *Server) navPending(c echo.Context) map[string]int64 {
+	n, err := s.signups().Pending(c.Request().Context())
+	if err != nil {
+		s.log.Warn("count pending signups", "id", requestID(c), "err", err)
+		return nil
+	}
+	return map[string]int64{"approvals": n}
+}

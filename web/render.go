@@ -66,6 +66,7 @@ func (s *Server) shell(c echo.Context, title, nav string, crumbs []layouts.Crumb
 	sh := layouts.Shell{Title: title, Nav: nav, Crumbs: crumbs, CSRF: csrfToken(c), CSSHref: s.cssHref, Flashes: s.takeFlashes(c)}
 	if u, ok := currentUser(c); ok {
 		sh.User = &layouts.User{Name: u.Name, Email: u.Email, Role: string(u.Role), CanWrite: u.CanWrite()}
+		sh.Pending = s.navPending(c) // admin_approvals.go
 	}
 	return sh
 }

@@ -260,6 +260,9 @@ func TestSignupHeldForApproval(t *testing.T) {
 	admin := b.client(t)
 	admin.signIn(b.user(t, identity.RoleAdmin).Email)
 	_, body = admin.get("/admin/approvals")
+	if parse(t, body).Find(`[data-testid="nav-pending-approvals"]`).Length() == 0 {
+		t.Error("the menu does not show that a signup is waiting")
+	}
 	row := parse(t, body).Find(`[data-testid="approval-row"][data-slug="` + slug + `"]`)
 	if row.Length() != 1 || row.Find(`[data-testid="approval-approve"]`).Length() != 1 {
 		t.Fatalf("held signup not in the queue\n%s", body)
