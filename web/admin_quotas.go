@@ -205,7 +205,7 @@ func (s *Server) quotaOverview(c echo.Context) error {
 	}
 	for _, p := range ps {
 		r := admin.QuotaPressureRow{Slug: p.Slug, Tenant: p.Name, Dimension: p.DimensionName, Unit: p.Unit,
-			Used: p.Used, Soft: p.Soft, Hard: p.Hard, State: p.State()}
+			Used: p.Used, Soft: p.Soft, Hard: p.Hard + p.Grants, State: p.State()}
 		if r.State == quota.StateBlocked {
 			m.Blocked = append(m.Blocked, r)
 		} else if len(m.Nearest) < 50 {

@@ -94,6 +94,15 @@ func TestGrantStartAndExpiry(t *testing.T) {
 	if l, _ := svc.Limit(ctx, tn.ID, "api_requests"); l.Grants != 5 || l.Effective != 15 || l.Remaining != 0 {
 		t.Fatalf("during the grant: %+v", l)
 	}
+	ps, err := svc.Nearest(ctx, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if p.TenantID == tn.ID && (p.Grants != 5 || p.State() != quota.StateBlocked) {
+			t.Fatalf("pressure: %+v %s", p, p.State())
+		}
+	}
 	if n, err := svc.RecordExpiredGrants(ctx); err != nil || n != 0 {
 		t.Fatalf("expired while active: %d %v", n, err)
 	}
@@ -156,8 +165,8 @@ func TestBurstWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustConsume(t, svc, tn.ID, "compute_vcpu_hours", 100, true)
-	if l, _ := svc.Limit(ctx, tn.ID, "compute_vcpu_hours"); l.Burst.State != quota.BurstAvailable || l.Burst.Amount != 20 {
-		t.Fatalf("at the limit: %+v", l.Burst)
+	if l, _ := svc.Limit(ctx, tn.ID, "compute_vcpu_hours"); l.Burst.State != quota.BurstAvailable || l.Burst.Amount != 20 || l.State != quota.StateSoft || l.Remaining != 20 {
+		t.Fatalf("at the limit: %+v, state %s, remaining %d", l.Burst, l.State, l.Remaining)
 	}
 	clk.set(day1.Add(10 * time.Minute))
 	mustConsume(t, svc, tn.ID, "compute_vcpu_hours", 10, true) // beyond hard: opens the window
@@ -170,7 +179,7 @@ func TestBurstWindow(t *testing.T) {
 	mustConsume(t, svc, tn.ID, "compute_vcpu_hours", 5, true)   // 115
 	clk.set(day1.Add(70 * time.Minute))                         // the window has closed
 	mustConsume(t, svc, tn.ID, "compute_vcpu_hours", 1, false)
-	if l, _ := svc.Limit(ctx, tn.ID, "compute_vcpu_hours"); l.Burst.State != quota.BurstUsed || l.Used != 115 {
+	if l, _ := svc.Limit(ctx, tn.ID, "compute_vcpu_hours"); l.Burst.State != quota.BurstUsed || l.Used != 115 || l.State != quota.StateBlocked || l.Remaining != 0 {
 		t.Fatalf("closed: %+v used %d", l.Burst, l.Used)
 	}
 	clk.set(day1.Add(13*time.Hour + 59*time.Minute)) // 23:59, still day 1

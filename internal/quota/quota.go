@@ -355,9 +355,17 @@ func (s *Service) Limits(ctx context.Context, tenantID int64) ([]Limit, error) {
 			b.StartedAt = x.burstStart.UTC()
 		}
 		eff := x.hard + x.grants
-		out = append(out, Limit{Dimension: d, Soft: x.soft, Hard: x.hard, Used: used, Remaining: max(0, eff-used),
+		l := Limit{Dimension: d, Soft: x.soft, Hard: x.hard, Used: used, Remaining: max(0, eff-used),
 			ResetAt: d.ResetAfter(start), State: state(used, x.soft, eff), Default: x.def,
-			Grants: x.grants, Effective: eff, Burst: burstState(b, now)})
+			Grants: x.grants, Effective: eff, Burst: burstState(b, now)}
+		if st := l.Burst.State; st == BurstOpen || st == BurstAvailable {
+			// Consumes may still go into the burst allowance: over the soft limit, not blocked.
+			l.Remaining = max(0, eff+l.Burst.Amount-used)
+			if l.Remaining > 0 && l.State == StateBlocked {
+				l.State = StateSoft
+			}
+		}
+		out = append(out, l)
 	}
 	return out, nil
 }
