@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -117,7 +118,11 @@ func bootstrap(ctx context.Context, dbURL string) error {
 		createRole(OwnerRole, "NOLOGIN CREATEROLE"),
 		createRole(AppRole, "NOLOGIN NOBYPASSRLS NOINHERIT"),
 		// Membership in tenant roles must not confer their privileges: only SET ROLE does.
-		"ALTER ROLE " + AppRole + " NOINHERIT NOBYPASSRLS",
+		`DO $$ BEGIN
+		   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '` + AppRole + `' AND (rolinherit OR rolbypassrls)) THEN
+		     ALTER ROLE ` + AppRole + ` NOINHERIT NOBYPASSRLS;
+		   END IF;
+		 END $$`,
 		// Whoever connects must be able to act as either role (a superuser can already).
 		`DO $$ BEGIN
 		   IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
@@ -129,11 +134,25 @@ func bootstrap(ctx context.Context, dbURL string) error {
 		"CREATE SCHEMA IF NOT EXISTS " + Schema,
 		"GRANT USAGE ON SCHEMA " + Schema + " TO " + AppRole,
 	} {
-		if _, err := conn.Exec(ctx, stmt); err != nil {
+		if err := execRetryingCatalogRace(ctx, conn, stmt); err != nil {
 			return fmt.Errorf("%s: %w", firstLine(stmt), err)
 		}
 	}
 	return nil
+}
+
+// execRetryingCatalogRace runs stmt, again after "tuple concurrently updated": roles and their
+// grants are cluster-wide, so two databases of one server being set up at once (parallel test
+// packages, two installations) can race on the same catalog row.
+func execRetryingCatalogRace(ctx context.Context, conn *pgx.Conn, stmt string) error {
+	for attempt := 1; ; attempt++ {
+		_, err := conn.Exec(ctx, stmt)
+		var pgErr *pgconn.PgError
+		if err == nil || attempt == 5 || !errors.As(err, &pgErr) || pgErr.Code != "XX000" {
+			return err
+		}
+		time.Sleep(time.Duration(attempt) * 20 * time.Millisecond)
+	}
 }
 
 func createRole(name, options string) string {
