@@ -366,6 +366,22 @@ func TestBrandsAdmin(t *testing.T) {
 	if parse(t, body).Find(`[data-testid="portal-tenant"]`).Text() != "Owner Cloud 2" {
 		t.Fatal("signup page does not show the edited name")
 	}
+	// The platform's own brand (no tenant) serves /signup; there is only one.
+	platform := url.Values{"_csrf": {tok}, "slug": {"platform-" + owner.Slug}, "display_name": {"Tenantry Cloud"}, "primary_colour": {"#4f46e5"},
+		"accent_colour": {"#0ea5e9"}, "plan": {"starter"}, "approval": {"automatic"}, "headline": {"Start here"}}
+	res, body = admin.post("/admin/brands", platform)
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("platform brand: %d\n%s", res.StatusCode, body)
+	}
+	res, body = admin.get("/signup")
+	if res.StatusCode != http.StatusOK || parse(t, body).Find(`[data-testid="signup-headline"]`).Text() != "Start here" {
+		t.Fatalf("/signup: %d", res.StatusCode)
+	}
+	platform.Set("slug", "platform2-"+owner.Slug)
+	res, body = admin.post("/admin/brands", platform)
+	if res.StatusCode != http.StatusUnprocessableEntity || parse(t, body).Find(`[data-testid="error-tenant"]`).Length() != 1 {
+		t.Fatalf("second platform brand: %d", res.StatusCode)
+	}
 	// Executives read, never write.
 	exec := b.client(t)
 	exec.signIn(b.user(t, identity.RoleExecutive).Email)

@@ -746,8 +746,14 @@ func (s *Service) Finish(ctx context.Context, id int64) (Signup, error) {
 }
 
 // FinishAll finishes every signup whose run is done; the periodic job calls it, so held signups
-// approved while the visitor is away are completed too. It returns how many it finished.
+// approved while the visitor is away are completed too. It also deletes signups never confirmed
+// whose link expired over a week ago. It returns how many it finished.
 func (s *Service) FinishAll(ctx context.Context) (int, error) {
+	// Signups whose link expired a week ago are of no use to anyone (they never held a slug).
+	if err := s.db.App.WithContext(ctx).Where("state = ? AND expires_at < ?", StateUnverified, s.now().Add(-7*24*time.Hour)).
+		Delete(&Signup{}).Error; err != nil {
+		return 0, err
+	}
 	var ids []int64
 	if err := s.db.App.WithContext(ctx).Model(&Signup{}).Where("state = ? AND run_id IS NOT NULL", StateProvisioning).
 		Order("id").Limit(500).Pluck("id", &ids).Error; err != nil {

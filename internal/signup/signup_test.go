@@ -326,6 +326,14 @@ func TestVerificationLinkIsSingleUseAndExpires(t *testing.T) {
 	if late.State != signup.StateUnverified || late.VerifiedAt != nil {
 		t.Fatalf("an expired link changed the signup: %+v", late)
 	}
+	// A week after the link expired, the periodic job forgets the signup; the verified one stays.
+	b.svc.SetClock(func() time.Time { return time.Now().UTC().Add(signup.VerifyTTL + 8*24*time.Hour) })
+	if _, err := b.svc.FinishAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if countSignups(t, b.db, in2.Email) != 0 || countSignups(t, b.db, in.Email) != 1 {
+		t.Fatal("expired unverified signup not pruned, or a verified one pruned")
+	}
 }
 
 func TestApprovalQueue(t *testing.T) {
