@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -264,14 +265,14 @@ func (s *Server) invoicePDF(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var buf strings.Builder
+	var buf bytes.Buffer // the whole document first: a failed render must not leave half a PDF behind a 200
 	if err := billing.WritePDF(&buf, inv, billing.PDFOptions{Uncompressed: c.QueryParam("uncompressed") == "1"}); err != nil {
 		return err
 	}
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentDisposition, `attachment; filename="`+inv.Number+`.pdf"`)
 	h.Set("Cache-Control", "no-store")
-	return c.Blob(http.StatusOK, "application/pdf", []byte(buf.String()))
+	return c.Blob(http.StatusOK, "application/pdf", buf.Bytes())
 }
 
 func (s *Server) invoiceCSV(c echo.Context) error {
@@ -279,14 +280,14 @@ func (s *Server) invoiceCSV(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var buf strings.Builder
+	var buf bytes.Buffer
 	if err := billing.WriteCSV(&buf, inv); err != nil {
 		return err
 	}
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentDisposition, `attachment; filename="`+inv.Number+`.csv"`)
 	h.Set("Cache-Control", "no-store")
-	return c.Blob(http.StatusOK, "text/csv; charset=utf-8", []byte(buf.String()))
+	return c.Blob(http.StatusOK, "text/csv; charset=utf-8", buf.Bytes())
 }
 
 // invoiceAction runs a status change and answers with a flash: its message, or why it was refused.

@@ -262,6 +262,14 @@ func TestAdminBilling(t *testing.T) {
 	if parse(t, body).Find(`[data-testid="billing-generate"]`).Length() != 0 {
 		t.Errorf("executive sees the generate form")
 	}
+	_, body = e.get(href)
+	if doc = parse(t, body); doc.Find(`[data-testid="pay-form"], [data-testid="invoice-void"]`).Length() != 0 || doc.Find(`[data-testid="invoice-pdf"]`).Length() != 1 {
+		t.Errorf("executive's invoice page offers actions or lacks the download")
+	}
+	_, body = e.get("/admin/tenants/acme-root/billing")
+	if doc = parse(t, body); doc.Find(`[data-testid="billing-mode-form"], [data-testid="billing-account-save"]`).Length() != 0 || doc.Find(`[data-testid="billing-reason"]`).Length() != 1 {
+		t.Errorf("executive's billing tab offers changes")
+	}
 	tok = e.token("/admin/billing")
 	if res, _ = e.post("/admin/billing/generate", url.Values{"_csrf": {tok}, "month": {last.Format("2006-01")}}); res.StatusCode != http.StatusForbidden {
 		t.Errorf("executive generate: %d", res.StatusCode)
