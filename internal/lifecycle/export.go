@@ -246,7 +246,23 @@ func (s *Service) RunExport(ctx context.Context, id int64) error {
 	if claim.RowsAffected == 0 {
 		return nil
 	}
+	// A heartbeat every 30 s while the archive is written, however long one table takes, so no
+	// other worker takes the export over while this one is alive.
+	beatCtx, stopBeat := context.WithCancel(ctx)
+	go func() {
+		tick := time.NewTicker(30 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-beatCtx.Done():
+				return
+			case <-tick.C:
+				_ = s.d.App.WithContext(beatCtx).Model(&Export{}).Where("id = ? AND state = 'running'", id).Update("heartbeat_at", time.Now().UTC()).Error
+			}
+		}
+	}()
 	m, name, sum, size, err := s.writeArchive(ctx, t, id)
+	stopBeat()
 	if err != nil {
 		_ = s.d.App.WithContext(context.WithoutCancel(ctx)).Model(&Export{}).Where("id = ?", id).
 			Updates(map[string]any{"state": ExportFailed, "error": err.Error()}).Error
