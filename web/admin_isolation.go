@@ -152,7 +152,9 @@ func (s *Server) probeAPIKey(ctx context.Context, a, b int64) error {
 		rec := httptest.NewRecorder()
 		s.ServeHTTP(rec, req)
 		var body map[string]any
-		_ = json.Unmarshal(rec.Body.Bytes(), &body)
+		dec := json.NewDecoder(rec.Body)
+		dec.UseNumber() // a tenant id must keep its digits: as a float it prints like 2.06e+12
+		_ = dec.Decode(&body)
 		return rec.Code, body
 	}
 	status, body := call(issued.FullKey)
