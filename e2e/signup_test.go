@@ -81,6 +81,16 @@ func TestSignupOnBrandedPage(t *testing.T) {
 	b.wantFitsWidth("portal after signup")
 	b.screenshot("signup-portal-390")
 
+	// The new admin invites a colleague from Users.
+	b.ok(b.testID("portal-nav").GetByRole("link", playwright.LocatorGetByRoleOptions{Name: "Users"}).Click(), "open Users")
+	b.wantPath("/t/" + slug + "/users")
+	b.ok(b.expect.Locator(b.page.Locator(`[data-testid="user-row"][data-email="`+email+`"]`)).ToBeVisible(), "the admin is listed")
+	b.ok(b.testID("invite-form").Locator("#f-email").Fill("hygienist@"+slug+".example"), "colleague's e-mail")
+	b.ok(b.testID("invite-form").GetByRole("button", playwright.LocatorGetByRoleOptions{Name: "Send invitation"}).Click(), "invite")
+	b.ok(b.expect.Locator(b.page.Locator(`[data-testid="invitation-row"][data-email="hygienist@`+slug+`.example"]`)).ToBeVisible(), "the invitation is open")
+	b.wantFitsWidth("portal users")
+	b.screenshot("portal-users-390")
+
 	kid, err := tenant.NewService(b.db, slog.New(slog.DiscardHandler)).Get(context.Background(), slug)
 	if err != nil {
 		t.Fatal(err)
