@@ -282,6 +282,9 @@ func (s *Server) signupContinue(c echo.Context) error {
 		return err
 	}
 	s.flash(c, "success", "Welcome to "+t.Name+". You are its admin: invite your colleagues from Users.")
+	if err := s.signups().RecordSignIn(ctx, su, addrText(clientAddr(c))); err != nil {
+		return err
+	}
 	// As after a password: signed in, or on to the second factor when the tenant's policy (its
 	// template's compliance profile, say) requires one.
 	c.Set(ctxPortal, &portalAccess{tenant: t, base: "/t/" + t.Slug})

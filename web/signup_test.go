@@ -232,6 +232,16 @@ func TestSignupVerifiedProvisionedAndSignedIn(t *testing.T) {
 	if res, body := fresh.portalSignIn(slug, email, password); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign in with the chosen password: %d\n%s", res.StatusCode, body)
 	}
+	// The sign-in at the end of the signup is on the record.
+	viaSignup := 0
+	for _, e := range tenantEvents(t, b, kid) {
+		if e.Action == "user.signed_in" && strings.Contains(string(e.Detail), `"via": "signup"`) {
+			viaSignup++
+		}
+	}
+	if viaSignup != 1 {
+		t.Errorf("%d sign-ins via the signup in the tenant's trail, want 1", viaSignup)
+	}
 	// Continue works once per confirmation.
 	if res, _ := c.get("/signup/continue"); res.StatusCode != http.StatusNotFound {
 		t.Errorf("continue again: %d", res.StatusCode)

@@ -805,3 +805,18 @@ func (s *Service) Counts(ctx context.Context) (map[string]int64, error) {
 	}
 	return out, err
 }
+
+// RecordSignIn records that the visitor who confirmed signup su was signed in to its tenant at
+// the end of the signup, as a sign-in: the admin's last sign-in time and the tenant's audit trail.
+func (s *Service) RecordSignIn(ctx context.Context, su Signup, remoteAddr string) error {
+	if su.TenantID == nil {
+		return ErrState
+	}
+	return s.db.InTenant(ctx, *su.TenantID, func(tx *gorm.DB) error {
+		if err := tx.Model(&adminUser{}).Where("email = ?", su.Email).Update("last_sign_in_at", s.now()).Error; err != nil {
+			return err
+		}
+		return audit.RecordTenant(tx, audit.TenantEvent{Actor: su.Email, Action: "user.signed_in", Target: su.Email,
+			Detail: audit.Detail(map[string]any{"remote_addr": remoteAddr, "via": "signup"})})
+	})
+}
