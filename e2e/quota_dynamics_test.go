@@ -74,24 +74,24 @@ func TestQuotaChartGrantAndBell(t *testing.T) {
 
 func firstErr[T any](_ T, err error) error { return err }
 
-// TestQuotaPagesPhone: at 390 px the Quotas tab (chart, grants, alerts), the scaling rules and
+// TestQuotaPagesPhone (on a tenant the other quota journeys leave alone): at 390 px the Quotas tab (chart, grants, alerts), the scaling rules and
 // the alerts pages fit the screen, and the chart draws.
 func TestQuotaPagesPhone(t *testing.T) {
 	b := setup(t, config{Width: phoneWidth, Height: phoneHeight})
 	b.signIn(adminEmail, adminPassword, "/admin")
 	ctx := context.Background()
-	tn, err := tenant.NewService(b.db, slog.New(slog.DiscardHandler)).Get(ctx, "hooli")
+	tn, err := tenant.NewService(b.db, slog.New(slog.DiscardHandler)).Get(ctx, "acme-americas-retail")
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc := quota.NewService(b.db)
-	if _, err := svc.Consume(ctx, tn.ID, "api_requests", 5, "e2e-phone-1"); err != nil {
+	if _, err := svc.Consume(ctx, tn.ID, "network_egress_gb", 5, "e2e-phone-1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.RollUp(ctx, time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	b.goTo("/admin/tenants/hooli/quotas?dimension=api_requests")
+	b.goTo("/admin/tenants/acme-americas-retail/quotas?dimension=network_egress_gb")
 	b.ok(b.expect.Locator(b.page.Locator(`[data-testid="quota-chart"] canvas`).First()).ToBeVisible(), "chart at 390 px")
 	b.wantFitsWidth("quotas tab")
 	b.screenshot("quotas-tab-390")
