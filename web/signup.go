@@ -156,13 +156,55 @@ func (s *Server) signupSubmit(c echo.Context) error {
 		Body: "We sent a link to " + strings.ToLower(strings.TrimSpace(in.Email)) + ". Open it within 24 hours to confirm your address; your workspace is set up after that."})
 }
 
+// slugChecksPerMinute bounds the live checks one address may make, so the check cannot be used
+// to list the tenants' slugs quickly (per server; a visitor types far fewer).
+const slugChecksPerMinute = 60
+
+type slugCheckWindow struct {
+	start time.Time
+	n     int
+}
+
+// slugLimiter counts live checks per address in one-minute windows.
+type slugLimiter struct {
+	mu      sync.Mutex
+	windows map[string]*slugCheckWindow
+}
+
+var slugLimiters sync.Map // *Server → *slugLimiter
+
+// slugCheckAllowed counts a check from addr and reports whether it is within the limit.
+func (s *Server) slugCheckAllowed(addr string, now time.Time) bool {
+	v, _ := slugLimiters.LoadOrStore(s, &slugLimiter{windows: map[string]*slugCheckWindow{}})
+	l := v.(*slugLimiter)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.windows) > 10000 { // forget finished windows now and then
+		for k, w := range l.windows {
+			if now.Sub(w.start) > time.Minute {
+				delete(l.windows, k)
+			}
+		}
+	}
+	w := l.windows[addr]
+	if w == nil || now.Sub(w.start) > time.Minute {
+		w = &slugCheckWindow{start: now}
+		l.windows[addr] = w
+	}
+	w.n++
+	return w.n <= slugChecksPerMinute
+}
+
 // signupSlugCheck answers the live availability check under the address field.
 func (s *Server) signupSlugCheck(c echo.Context) error {
+	c.Response().Header().Set("Cache-Control", "no-store")
+	if !s.slugCheckAllowed(addrText(clientAddr(c)), time.Now()) { // answered like a check, so htmx shows it
+		return write(c, http.StatusOK, portal.SlugStatus("limited", "Too many checks from your network; the address is checked when you submit."))
+	}
 	kind, msg, err := s.signups().SlugStatus(c.Request().Context(), c.QueryParam("slug"))
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set("Cache-Control", "no-store")
 	return write(c, http.StatusOK, portal.SlugStatus(kind, msg))
 }
 

@@ -134,6 +134,18 @@ func TestSignupPageIsBrandedAndRefusesBadInput(t *testing.T) {
 		}
 	}
 
+	// The live check is limited per address (it would otherwise list every tenant's slug).
+	limited := ""
+	for i := 0; i < 70 && limited == ""; i++ {
+		_, body := c.get("/signup/slug?slug=probe-" + strconv.Itoa(i))
+		if st := parse(t, body).Find(`[data-testid="slug-status"]`).AttrOr("data-status", ""); st == "limited" {
+			limited = strconv.Itoa(i)
+		}
+	}
+	if limited == "" {
+		t.Error("70 slug checks from one address in a minute were all answered")
+	}
+
 	// Honeypot: the same friendly answer, nothing stored.
 	v := url.Values{"org_name": {"Bot"}, "slug": {owner.Slug + "-bot"}, "email": {"bot@good.example"}, "password": {password}, "website": {"http://spam"}}
 	res, body = signupForm(c, path, v)
