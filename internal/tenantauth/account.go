@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode"
 	"time"
 
 	"gorm.io/gorm"
@@ -18,9 +19,9 @@ import (
 // A tenant user's own account: changing one's password (the second factor is in mfa.go).
 
 // PasswordPolicy checks password against the rules for a new password in tenant t: what every
-// Tenantry password must be (identity.MinPasswordLength to 256 characters) and the tenant's
-// effective security.password_min_length. A refusal is added to errs under field. (The
-// catalogue has no complexity setting; length is the tenant's whole password policy.)
+// Tenantry password must be (MinPasswordLength to 256 characters) and the tenant's effective
+// security.password_min_length and security.password_complexity. A refusal is added to errs
+// under field. Every place a tenant user's password is set goes through it.
 func (s *Service) PasswordPolicy(ctx context.Context, t tenant.Tenant, errs validation.Errors, field, password string) error {
 	switch {
 	case len(password) < MinPasswordLength:
@@ -36,8 +37,44 @@ func (s *Service) PasswordPolicy(ctx context.Context, t tenant.Tenant, errs vali
 	}
 	if min, _ := strconv.Atoi(raw); len(password) < min {
 		errs.Add(field, fmt.Sprintf("This tenant's policy asks for at least %d characters.", min))
+		return nil
+	}
+	complexity, err := s.Policy(ctx, t, "security.password_complexity")
+	if err != nil {
+		return err
+	}
+	if msg := complexityProblem(complexity, password); msg != "" {
+		errs.Add(field, msg)
 	}
 	return nil
+}
+
+// complexityProblem says what password lacks for the complexity level, or "".
+func complexityProblem(level, password string) string {
+	var lower, upper, digit, symbol bool
+	for _, r := range password {
+		switch {
+		case unicode.IsLower(r):
+			lower = true
+		case unicode.IsUpper(r):
+			upper = true
+		case unicode.IsDigit(r):
+			digit = true
+		case !unicode.IsSpace(r):
+			symbol = true
+		}
+	}
+	switch level {
+	case "mixed":
+		if !(lower || upper) || !digit {
+			return "This tenant's policy asks for letters and digits."
+		}
+	case "strong":
+		if !lower || !upper || !digit || !symbol {
+			return "This tenant's policy asks for upper- and lower-case letters, a digit and a symbol."
+		}
+	}
+	return ""
 }
 
 // PasswordChange is the input of ChangePassword.

@@ -291,3 +291,36 @@ func TestAccountChangePasswordThrottled(t *testing.T) {
 		t.Fatalf("after %d wrong passwords: %v, want throttled", tenantauth.MaxFailuresPerEmail, err)
 	}
 }
+
+// The tenant's complexity policy applies wherever a password is set: here for a new user.
+func TestPasswordComplexityPolicy(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	tn := b.tenant(t, "complex")
+	set := settings.NewService(b.db.App, b.tenants)
+	for i, tc := range []struct {
+		level, password string
+		ok              bool
+	}{
+		{"length", "all-lower-case-words", true},
+		{"mixed", "all-lower-case-words", false},
+		{"mixed", "words-and-digits-42", true},
+		{"strong", "words-and-digits-42", false},
+		{"strong", "Words-and-digits-42", true},
+		{"strong", "WordsAndDigits42xyz", false},
+	} {
+		if _, err := set.Set(ctx, "ops", &tn, "security.password_complexity", tc.level, false); err != nil {
+			t.Fatal(err)
+		}
+		_, err := b.svc.CreateUser(ctx, tn.ID, "test", tenantauth.NewUser{Email: fmt.Sprintf("c%d@example.com", i), Name: "C", Role: tenantauth.RoleMember, Password: tc.password})
+		if got := err == nil; got != tc.ok {
+			t.Errorf("%s / %q: err = %v, want ok=%v", tc.level, tc.password, err, tc.ok)
+		}
+		if !tc.ok && validation.Fields(err)["password"] == "" {
+			t.Errorf("%s / %q: no message at the password field: %v", tc.level, tc.password, err)
+		}
+	}
+	if _, err := set.Set(ctx, "ops", &tn, "security.password_complexity", "extreme", false); err == nil {
+		t.Error("an unknown complexity level was accepted")
+	}
+}

@@ -191,12 +191,8 @@ func (s *Service) AcceptInvitation(ctx context.Context, tenantID int64, token, n
 	errs := validation.Errors{}
 	identity.ValidatePerson(errs, &email, &name, password)
 	if errs["password"] == "" {
-		minLen, err := s.Policy(ctx, t, "security.password_min_length")
-		if err != nil {
+		if err := s.PasswordPolicy(ctx, t, errs, "password", password); err != nil {
 			return User{}, err
-		}
-		if min, _ := strconv.Atoi(minLen); len(password) < min {
-			errs.Add("password", fmt.Sprintf("This tenant's policy asks for at least %d characters.", min))
 		}
 	}
 	if err := errs.Err(); err != nil {

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -178,17 +177,17 @@ func (s *Service) CreateUser(ctx context.Context, tenantID int64, actor string, 
 	if err := validate(&n); err != nil {
 		return User{}, err
 	}
-	// The tenant's password policy (security.password_min_length, cascading from the platform).
+	// The tenant's password policy, cascading from the platform.
 	t, err := s.Tenant(ctx, tenantID)
 	if err != nil {
 		return User{}, err
 	}
-	minLen, err := s.Policy(ctx, t, "security.password_min_length")
-	if err != nil {
+	errs := validation.Errors{}
+	if err := s.PasswordPolicy(ctx, t, errs, "password", n.Password); err != nil {
 		return User{}, err
 	}
-	if min, _ := strconv.Atoi(minLen); len(n.Password) < min {
-		return User{}, validation.Errors{"password": fmt.Sprintf("This tenant's policy asks for at least %d characters.", min)}
+	if err := errs.Err(); err != nil {
+		return User{}, err
 	}
 	hash, err := identity.HashPassword(n.Password)
 	if err != nil {
