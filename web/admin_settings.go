@@ -38,7 +38,7 @@ func (s *Server) settingRow(c echo.Context, base string, e settings.Effective) a
 	r.Reason = e.Reason
 	switch e.Key.Type {
 	case settings.Secret:
-		r.Input = "" // write-only: never put back into a page
+		r.Input = ""                   // write-only: never put back into a page
 		if base == "/admin/settings" { // no tenant key to encrypt with: set per tenant only
 			r.CanWrite = false
 			if e.Own == nil {

@@ -89,10 +89,10 @@ func (s *Server) routes() {
 	admin.GET("/tenants/:slug/audit.csv", s.auditCSV)
 	admin.GET("/users", s.userList)
 	admin.POST("/users", s.userCreate)
-	s.billingRoutes(admin) // invoices, plans & prices, tenant Billing tab (admin_billing.go)
-	s.outboxRoutes(admin) // e-mail outbox (admin_outbox.go)
-	s.templateRoutes(admin) // provisioning templates, tenant Template section, /media/images (admin_templates.go)
+	s.billingRoutes(admin)        // invoices, plans & prices, tenant Billing tab (admin_billing.go)
+	s.templateRoutes(admin)       // provisioning templates, tenant Template section, /media/images (admin_templates.go)
 	s.lifecycleRoutes(web, admin) // Lifecycle tab, tenant portal export, public /verify (admin_lifecycle.go)
+	s.outboxRoutes(admin)         // e-mail outbox (admin_outbox.go)
 
 	web.RouteNotFound("/*", func(c echo.Context) error { return echo.ErrNotFound })
 }

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"unicode"
 	"time"
+	"unicode"
 
 	"gorm.io/gorm"
 

@@ -115,7 +115,7 @@ type LifecycleMessageForm struct {
 	// PreviewSubject and PreviewBody show the saved message as recipients will read it.
 	PreviewSubject string
 	PreviewBody    string
-	Errors      map[string]string
+	Errors         map[string]string
 }
 
 // LifecycleExports is the export list, which refreshes itself while one runs.

@@ -102,16 +102,16 @@ type QuotaAlerts struct {
 	Own                []ThresholdRow
 	ThresholdDimension string
 	ThresholdOptions   []components.Option
-	Thresholds      string // the tenant's own setting for every dimension, "" when inherited
-	Effective       string // what applies now when the tenant sets nothing
-	ThresholdsInput string
-	WebhookURL      string
-	Channel         string
-	Errors          map[string]string
-	Rows            []AlertRow
-	Page, Pages     int
-	Total           int64
-	Deliveries      []DeliveryRow
+	Thresholds         string // the tenant's own setting for every dimension, "" when inherited
+	Effective          string // what applies now when the tenant sets nothing
+	ThresholdsInput    string
+	WebhookURL         string
+	Channel            string
+	Errors             map[string]string
+	Rows               []AlertRow
+	Page, Pages        int
+	Total              int64
+	Deliveries         []DeliveryRow
 }
 
 // QuotaPools is the pools section (for tenants with children).

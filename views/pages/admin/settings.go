@@ -12,9 +12,9 @@ type SettingRow struct {
 	Value       string
 	Kind        string // default, platform, ancestor, tenant
 	Source      string
-	Locked      bool // locked above: this level cannot change it
-	Own         bool // this level set a value (Reset is possible)
-	Locks       bool // this level's value locks the levels below
+	Locked      bool   // locked above: this level cannot change it
+	Own         bool   // this level set a value (Reset is possible)
+	Locks       bool   // this level's value locks the levels below
 	Reason      string // why a template's compliance profile locked it
 	ImageURL    string // an image value's address
 	SetBy       string
