@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -129,6 +130,9 @@ func (s *Server) runShow(c echo.Context) error {
 	m := s.runPanel(c, r)
 	if isFragmentRequest(c) {
 		m.OOB = true
+		if r.State == "done" && strings.Contains(c.Request().Header.Get("HX-Current-URL"), "/admin/tenants/") {
+			m.RefreshURL = "/admin/tenants/" + r.TenantSlug
+		}
 		return write(c, http.StatusOK, admin.RunPanelView(m))
 	}
 	return s.render(c, http.StatusOK, page{Title: "Provisioning of " + r.TenantName, Nav: "provisioning",
