@@ -286,7 +286,10 @@ func (lr *Leaser) Consume(ctx context.Context, tenantID int64, dimension string,
 	e.count++
 	e.lastUse = now
 	hot := lr.cfg.Threshold == 0 || max(e.count, e.prev) > lr.cfg.Threshold
-	direct := (!hot && e.lease == nil) || now.Before(e.exhaustedUntil)
+	// Direct when cold, or when a recent refusal found nothing left in any lease; never while this
+	// node holds a lease of the key (its chunk is counted in used: a direct consume would be
+	// refused while the lease still has units).
+	direct := e.lease == nil && (!hot || now.Before(e.exhaustedUntil))
 	e.mu.Unlock()
 	if direct {
 		lr.stats.Direct.Add(1)
@@ -356,11 +359,17 @@ func (lr *Leaser) consumeLeased(ctx context.Context, e *leaseEntry, d Dimension,
 				}
 				continue
 			}
-		} else {
-			e.mu.Lock()
-			e.exhaustedUntil = time.Now().Add(200 * time.Millisecond)
-			e.mu.Unlock()
 		}
+		e.mu.Lock()
+		if e.lease != nil {
+			// Another consume took a chunk meanwhile (units came back): use it.
+			e.mu.Unlock()
+			continue
+		}
+		if open == 0 {
+			e.exhaustedUntil = time.Now().Add(200 * time.Millisecond)
+		}
+		e.mu.Unlock()
 		// The exact answer: granted within the burst allowance, or refused and recorded.
 		lr.stats.Direct.Add(1)
 		return lr.svc.Consume(ctx, tenantID, d.Key, amount, key)
