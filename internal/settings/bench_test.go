@@ -24,7 +24,7 @@ func BenchmarkHierarchy100k(b *testing.B) {
 	d := dbtest.Open(b)
 	_, err := d.OwnerPool.Exec(ctx, `
 		DO $$
-		DECLARE i int; p bigint;
+		DECLARE i int; p bigint; base bigint;
 		BEGIN
 			FOR i IN 1..20 LOOP
 				INSERT INTO tenantry.tenants (slug, name, plan_key) VALUES ('h-' || i, 'Root ' || i, 'enterprise');
@@ -34,9 +34,11 @@ func BenchmarkHierarchy100k(b *testing.B) {
 				INSERT INTO tenantry.tenants (slug, name, plan_key, parent_id)
 				SELECT 'h-big-' || i, 'Big child ' || i, 'starter', id FROM tenantry.tenants WHERE slug = 'h-big';
 			END LOOP;
+			-- Tenant ids need not start at 1 (test databases start them at a random point).
+			SELECT min(id) - 1 INTO base FROM tenantry.tenants;
 			FOR i IN 21..98979 LOOP
 				SELECT id INTO p FROM tenantry.tenants
-				 WHERE nlevel(path) < 8 AND id >= (random() * i)::bigint ORDER BY id LIMIT 1;
+				 WHERE nlevel(path) < 8 AND id >= base + (random() * i)::bigint ORDER BY id LIMIT 1;
 				INSERT INTO tenantry.tenants (slug, name, plan_key, parent_id) VALUES ('h-' || i, 'Tenant ' || i, 'starter', p);
 			END LOOP;
 		END $$`)
