@@ -46,7 +46,7 @@ func (s *Server) billing() *billing.Service { return billing.NewService(s.db) }
 
 func invoiceRow(inv billing.Invoice, payerSlug string) admin.InvoiceRow {
 	return admin.InvoiceRow{ID: inv.ID, Number: inv.Number, Account: inv.AccountName, PayerSlug: payerSlug, Period: inv.Period(),
-		Status: inv.Status, Total: billing.Money(inv.Total), Paid: billing.Money(inv.Paid), Balance: billing.Money(inv.Balance()),
+		Status: inv.Status, Total: billing.MoneyDisplay(inv.Total), Paid: billing.MoneyDisplay(inv.Paid), Balance: billing.MoneyDisplay(inv.Balance()),
 		Due: inv.DueDate.Format(dateFormat), Currency: inv.Currency}
 }
 
@@ -93,8 +93,8 @@ func (s *Server) renderBillingList(c echo.Context, status int, month, monthErr s
 	m := admin.BillingList{Query: admin.BillingQuery{Search: q.Search, Status: q.Status, Period: q.Period, Page: q.Page},
 		Total: totals.Count, Pages: int((totals.Count + int64(q.PerPage) - 1) / int64(q.PerPage)), Statuses: billing.Statuses,
 		CanWrite: me.CanWrite(), CSRF: csrfToken(c), Month: month, MonthError: monthErr,
-		Totals: admin.BillingTotals{Invoiced: billing.Money(totals.Invoiced), Paid: billing.Money(totals.Paid),
-			Outstanding: billing.Money(totals.Outstanding), Overdue: billing.Money(totals.Overdue)}}
+		Totals: admin.BillingTotals{Invoiced: billing.MoneyDisplay(totals.Invoiced), Paid: billing.MoneyDisplay(totals.Paid),
+			Outstanding: billing.MoneyDisplay(totals.Outstanding), Overdue: billing.MoneyDisplay(totals.Overdue)}}
 	if m.Pages < 1 {
 		m.Pages = 1
 	}

@@ -93,6 +93,21 @@ func ParseMonth(s string) (time.Time, error) {
 // Money formats an amount with exactly 2 decimal places.
 func Money(d decimal.Decimal) string { return d.StringFixed(2) }
 
+// MoneyDisplay formats an amount for people: two decimal places and thousands separators
+// (683,373.34). Forms, CSV and the API keep Money's plain form.
+func MoneyDisplay(d decimal.Decimal) string {
+	whole, frac, _ := strings.Cut(Money(d.Abs()), ".")
+	n, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil { // beyond int64: leave it plain
+		return Money(d)
+	}
+	out := thousands(n) + "." + frac
+	if d.IsNegative() {
+		out = "-" + out
+	}
+	return out
+}
+
 // Price formats a unit price with at least 2 and at most 4 decimal places.
 func Price(d decimal.Decimal) string {
 	s := d.StringFixed(4)

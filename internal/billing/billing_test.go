@@ -494,3 +494,11 @@ func TestJobs(t *testing.T) {
 		t.Fatalf("status after the due date: %s", h.Status)
 	}
 }
+
+func TestMoneyDisplay(t *testing.T) {
+	for in, want := range map[string]string{"0": "0.00", "3.5": "3.50", "999.999": "1,000.00", "683373.34": "683,373.34", "-1234567.8": "-1,234,567.80"} {
+		if got := billing.MoneyDisplay(decimal.RequireFromString(in)); got != want {
+			t.Errorf("MoneyDisplay(%s) = %q, want %q", in, got, want)
+		}
+	}
+}
