@@ -402,7 +402,21 @@ func TestCancelCompensates(t *testing.T) {
 	<-holding
 	cancelled := make(chan error, 1)
 	go func() { cancelled <- b.svc.Cancel(context.Background(), r.ID, "test@example.com") }()
-	time.Sleep(50 * time.Millisecond) // Cancel waits for the step in progress
+	// Release the step only once the cancel has reached the database: it either waits for the
+	// step's lock on the run or has already marked the run cancelling (a fixed sleep lost that
+	// race on a loaded machine, and the run finished first). Another test's lock wait elsewhere
+	// on the server can release it early: then it is as good as the sleep was.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		// A row-lock wait shows as an ungranted transactionid lock (pg_locks hides nobody's).
+		waiting := b.count("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype IN ('transactionid', 'tuple')")
+		if waiting > 0 || b.count("SELECT count(*) FROM tenantry.provisioning_runs WHERE id = $1 AND state = 'cancelling'", r.ID) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(hold)
+			t.Fatal("the cancel never reached the run")
+		}
+	}
 	close(hold)
 	if err := <-cancelled; err != nil {
 		t.Fatal(err)
