@@ -65,6 +65,9 @@ func TestPhoneLayout(t *testing.T) {
 // out of the viewport (outside containers that scroll on their own) when it does.
 func (b *bundle) wantFitsWidth(where string) {
 	b.t.Helper()
+	// A page's text can be found before its stylesheet applies (seen on a loaded machine: an
+	// unstyled select as wide as its longest option); measure the page as it is shown.
+	b.ok(b.page.WaitForLoadState(playwright.PageWaitForLoadStateOptions{State: playwright.LoadStateLoad}), "page loaded")
 	v, err := b.page.Evaluate(`() => {
 		const width = window.innerWidth;
 		const scrolls = el => { for (let p = el.parentElement; p; p = p.parentElement) {
