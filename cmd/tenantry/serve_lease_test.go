@@ -24,9 +24,6 @@ import (
 // anything, and the allowance is used up exactly. Then the survivor gets SIGTERM and returns its
 // own leases on the way out: no lease stays open and the counter equals what was granted.
 func TestTwoServersWithLeasesKillAndShutdown(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts server processes")
-	}
 	ctx := context.Background()
 	d := dbtest.Open(t)
 	masterFile := filepath.Join(t.TempDir(), "master.key")

@@ -124,9 +124,6 @@ func consume(client *http.Client, base, key, idem string, amount int64) (consume
 // database's counter equals what was granted (nothing lost, nothing counted twice), and every
 // retried call got the answer of its first attempt or its first and only execution.
 func TestTwoServersNeverOverGrantAndSurviveAKill(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts server processes")
-	}
 	ctx := context.Background()
 	d := dbtest.Open(t)
 	masterFile := filepath.Join(t.TempDir(), "master.key")
